@@ -1,0 +1,128 @@
+"""Public operators: roi_pooling and roi_pooling_backward."""
+import numpy as np
+
+from roipool import _roi_pool
+from roipool import _validate as v
+
+
+def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None,
+                return_argmax=False, num_threads=None, compat="mxnet"):
+    """ROI max pooling, exactly as ``mxnet.npx.roi_pooling``.
+
+    Parameters
+    ----------
+    data : array [N, C, H, W], float32, float64, float16 or bfloat16
+        Feature maps; any strides (channels-last is read in place).
+    rois : array [R, 5], real
+        Rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates, corners
+        inclusive; converted to data's dtype first.
+    pooled_size : int or (int, int)
+        Output grid (PH, PW) per ROI.
+    spatial_scale : float > 0
+        Feature-map size / image size. MXNet keeps it as a C float.
+    out : ndarray [R, C, PH, PW], optional
+        Buffer to fill (data's dtype, C-contiguous); returned.
+    argmax : ndarray [R, C, PH, PW] int32, optional
+        Buffer to fill with ``h * W + w`` of each maximum, or -1.
+    return_argmax : bool
+        Return ``(out, argmax)`` instead of ``out``.
+    num_threads : int, optional
+        OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
+        threadpoolctl limits.
+    compat : {"mxnet", "torchvision"}
+        "torchvision" multiplies coordinates by spatial_scale in float64, as
+        ``torchvision.ops.roi_pool`` does; the rest of the rule is the same.
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
+    >>> roipool.roi_pooling(x, [[0, 0, 0, 4, 4]], (2, 2), 1.0)[0, 0]
+    array([[14., 16.],
+           [26., 28.]], dtype=float32)
+    """
+    data, compute, rmode = v.check_data(data)
+    storage = v.storage_dtype(data, rmode)
+    tv = v.check_compat(compat)
+    ph, pw = v.check_pooled_size(pooled_size)
+    scale_t, scale_d = v.check_scale(spatial_scale, compat, storage, rmode)
+    n_threads = v.check_num_threads(num_threads)
+    rois_c = v.check_rois(rois, compute, rmode, storage)
+    n, c = data.shape[:2]
+    shape = (rois_c.shape[0], c, ph, pw)
+    avoid = (("data", data), ("rois", rois))
+    if out is not None:
+        v.check_buffer(out, "out", shape, storage, avoid)
+    if argmax is not None:
+        v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
+    k_out = out if out is not None and rmode == v.RMODE_NONE else v.alloc(shape, compute, "out")
+    k_arg = argmax if argmax is not None else v.alloc(shape, v.INT32, "argmax")
+    k_data = data if data.dtype == compute else data.astype(storage).astype(compute)
+    status = _roi_pool.forward(k_data, rois_c, scale_t, scale_d, tv, rmode, ph, pw,
+                               k_out, k_arg, n_threads)
+    if status != -1:
+        v.raise_bad_status(status, rois_c, n, storage)
+    if rmode != v.RMODE_NONE:  # exact: every value came from data, or is 0 / -inf
+        if out is None:
+            out = k_out.astype(storage)
+        else:
+            out[...] = k_out
+    else:
+        out = k_out
+    return (out, k_arg) if return_argmax else out
+
+
+def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_threads=None):
+    """Gradient of :func:`roi_pooling` with respect to data.
+
+    ``grad[b_r, c, argmax[r, c, ph, pw]] += grad_out[r, c, ph, pw]`` for every
+    argmax >= 0, added in ascending (r, ph, pw) order: the result is
+    bit-identical for any thread count. The gradient with respect to rois is
+    zero.
+
+    Parameters
+    ----------
+    grad_out : array [R, C, PH, PW], float
+    rois : array [R, 5], the ROIs of the forward call (batch column is used)
+    argmax : integer array [R, C, PH, PW] from the forward call
+    data_shape : (N, C, H, W)
+    out : ndarray of data_shape and grad_out's dtype, optional; filled and returned
+    num_threads : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
+    >>> y, am = roipool.roi_pooling(x, [[0, 0, 0, 4, 4]], 2, 1.0, return_argmax=True)
+    >>> g = roipool.roi_pooling_backward(np.ones_like(y), [[0, 0, 0, 4, 4]], am, x.shape)
+    >>> int(g.sum()), float(g[0, 0, 2, 2])
+    (4, 1.0)
+    """
+    grad_out = v.as_array(grad_out, "grad_out")
+    if grad_out.ndim != 4:
+        raise ValueError(f"grad_out must be 4-D [R, C, PH, PW], got shape {grad_out.shape}")
+    compute, rmode = v.float_kind(grad_out, "grad_out")
+    storage = v.storage_dtype(grad_out, rmode)
+    shape = v.check_data_shape(data_shape, grad_out.shape[1])
+    n_threads = v.check_num_threads(num_threads)
+    argmax_in = argmax
+    argmax = v.as_array(argmax, "argmax")
+    if argmax.shape != grad_out.shape:
+        raise ValueError(f"argmax has shape {argmax.shape}, expected grad_out's {grad_out.shape}")
+    am = v.check_argmax_values(argmax, shape[2] * shape[3], n_threads)
+    rois_c = v.check_rois(rois, compute, rmode, storage, R=grad_out.shape[0])
+    if out is not None:
+        v.check_buffer(out, "out", shape, storage,
+                       (("grad_out", grad_out), ("argmax", argmax_in), ("rois", rois)))
+    k_out = out if out is not None and rmode == v.RMODE_NONE else v.alloc(shape, compute, "out")
+    k_grad = v.to_compute(grad_out, compute, rmode, storage)
+    status = _roi_pool.backward(k_grad, rois_c, am, shape[0], shape[2], shape[3], k_out,
+                                rmode, n_threads)
+    if status != -1:
+        v.raise_bad_status(status, rois_c, shape[0], storage)
+    if rmode != v.RMODE_NONE:
+        if out is None:
+            return k_out.astype(storage)
+        out[...] = k_out
+        return out
+    return k_out

@@ -1,0 +1,469 @@
+# Compiled kernels of roipool.
+#
+# Everything here assumes what roipool/_validate.py checked: dtypes, ranks,
+# C-contiguous rois/out/argmax/grad buffers, positive pooled sizes, a thread
+# count >= 1.  The one scan that has to look at values (ROI rows, argmax
+# range) reports the first offending row or the extremes as plain numbers;
+# the Python layer turns them into exceptions.  No output is written before
+# that scan has passed.
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
+from libc.stdint cimport int32_t, int64_t, uint16_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num
+
+cdef extern from "_simd.h" nogil:
+    void roipool_bin_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
+                             Py_ssize_t W, Py_ssize_t hs, Py_ssize_t he,
+                             Py_ssize_t ws, Py_ssize_t we, Py_ssize_t nc,
+                             float init, float *best, int32_t *idx_out,
+                             int32_t *idx) noexcept
+    void roipool_bin_max_f64(const double *base, Py_ssize_t sH, Py_ssize_t sW,
+                             Py_ssize_t W, Py_ssize_t hs, Py_ssize_t he,
+                             Py_ssize_t ws, Py_ssize_t we, Py_ssize_t nc,
+                             double init, double *best, int32_t *idx_out,
+                             int64_t *idx) noexcept
+    int roipool_isa_supported(int level) noexcept
+    int roipool_set_isa(int level) noexcept
+    float roipool_round_half(float x) noexcept
+    float roipool_round_bf16(float x) noexcept
+
+# Status codes returned to the Python layer (a bad ROI row r is r * 8 + code).
+cdef enum:
+    OK = -1
+    NO_MEMORY = -2
+    BAD_BATCH_NONFINITE = 1
+    BAD_BATCH_RANGE = 2
+    BAD_COORD_NONFINITE = 3
+    BAD_COORD_RANGE = 4
+    BAD_SIZE_RANGE = 5
+
+# Rounding of every intermediate to the storage type (SEMANTICS, "Reduced
+# precision"): 0 = none (float32/float64), 1 = float16, 2 = bfloat16.
+cdef enum:
+    RMODE_NONE = 0
+    RMODE_HALF = 1
+    RMODE_BF16 = 2
+
+cdef extern from "float.h":
+    const float FLT_MAX
+# Channel blocks are sized so one gathered block of the map stays in L2.
+cdef Py_ssize_t _cache_budget = 256 * 1024
+cdef Py_ssize_t _max_block = 64
+
+
+cdef inline floating _rt(floating x, int rmode) noexcept nogil:
+    if floating is float:
+        if rmode == RMODE_HALF:
+            return roipool_round_half(x)
+        if rmode == RMODE_BF16:
+            return roipool_round_bf16(x)
+    return x
+
+
+cdef inline int64_t _to_i64(double v) noexcept nogil:
+    # Bin bounds are clipped right after; only float16 can overflow here
+    # (a product rounding to +-inf), and that saturates instead of being UB.
+    if v > 4.0e18:
+        return <int64_t>4000000000000000000
+    if v < -4.0e18:
+        return -<int64_t>4000000000000000000
+    return <int64_t>v
+
+
+cdef inline int64_t _clip(int64_t v, int64_t hi) noexcept nogil:
+    return 0 if v < 0 else (hi if v > hi else v)
+
+
+cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
+                         double scale_d, bint tv, int rmode, bint geometry,
+                         Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t *geom,
+                         Py_ssize_t *order, Py_ssize_t *offsets) noexcept nogil:
+    """Per ROI: batch index and clipped bin bounds; ROIs grouped by batch.
+
+    geom row r: [b, hstart[PH], hend[PH], wstart[PW], wend[PW]].
+    Returns OK or the first bad row as r * 8 + code.
+    """
+    cdef Py_ssize_t R = rois.shape[0], G = 1 + 2 * PH + 2 * PW
+    cdef Py_ssize_t r, j, k
+    cdef floating x, scale = <floating>scale_t, bin_h, bin_w, size_h, size_w
+    cdef floating fph = _rt(<floating>PH, rmode), fpw = _rt(<floating>PW, rmode)
+    cdef double bt, p
+    cdef int64_t q[4]
+    cdef int64_t roi_h, roi_w
+    cdef Py_ssize_t *g
+
+    for r in range(R):
+        x = rois[r, 0]
+        if not isfinite(x):
+            return r * 8 + BAD_BATCH_NONFINITE
+        bt = trunc(<double>x)  # MXNet: C cast of the batch column to int
+        if bt < 0 or bt >= N:
+            return r * 8 + BAD_BATCH_RANGE
+        g = geom + r * G
+        g[0] = <Py_ssize_t>bt
+        for j in range(4):
+            x = rois[r, j + 1]
+            if not isfinite(x):
+                return r * 8 + BAD_COORD_NONFINITE
+            if not geometry:
+                continue
+            if tv:
+                # torchvision: coordinate times the double spatial_scale
+                p = <double>x * scale_d
+            else:
+                p = _rt(x * scale, rmode)
+            if not (fabs(p) < 2147483648.0):
+                return r * 8 + BAD_COORD_RANGE
+            q[j] = <int64_t>round(p)  # C round(): halves away from zero
+        if not geometry:
+            continue
+        # force malformed ROIs to be 1 x 1 (MXNet)
+        roi_w = q[2] - q[0] + 1
+        roi_h = q[3] - q[1] + 1
+        if roi_w < 1:
+            roi_w = 1
+        if roi_h < 1:
+            roi_h = 1
+        size_h = _rt(<floating>roi_h, rmode)
+        size_w = _rt(<floating>roi_w, rmode)
+        if not (isfinite(size_h) and isfinite(size_w) and isfinite(fph) and isfinite(fpw)):
+            return r * 8 + BAD_SIZE_RANGE
+        bin_h = _rt(size_h / fph, rmode)
+        bin_w = _rt(size_w / fpw, rmode)
+        for k in range(PH):
+            g[1 + k] = _clip(_to_i64(floor(_rt(_rt(<floating>k, rmode) * bin_h, rmode))) + q[1], H)
+            g[1 + PH + k] = _clip(_to_i64(ceil(_rt(_rt(<floating>(k + 1), rmode) * bin_h, rmode))) + q[1], H)
+        for k in range(PW):
+            g[1 + 2 * PH + k] = _clip(_to_i64(floor(_rt(_rt(<floating>k, rmode) * bin_w, rmode))) + q[0], W)
+            g[1 + 2 * PH + PW + k] = _clip(_to_i64(ceil(_rt(_rt(<floating>(k + 1), rmode) * bin_w, rmode))) + q[0], W)
+
+    # Stable counting sort by batch: ROIs of one image are pooled together,
+    # and backward adds in ascending ROI order (deterministic).
+    for j in range(N + 1):
+        offsets[j] = 0
+    for r in range(R):
+        offsets[geom[r * G] + 1] += 1
+    for j in range(N):
+        offsets[j + 1] += offsets[j]
+    for r in range(R):
+        k = geom[r * G]
+        order[offsets[k]] = r
+        offsets[k] += 1
+    for j in range(N, 0, -1):
+        offsets[j] = offsets[j - 1]
+    offsets[0] = 0
+    return OK
+
+
+cdef inline Py_ssize_t _align64(Py_ssize_t n) noexcept nogil:
+    return (n + 63) // 64 * 64
+
+
+cdef Py_ssize_t _block_size(Py_ssize_t C, Py_ssize_t HW, Py_ssize_t itemsize,
+                            bint gather) noexcept nogil:
+    """Channels pooled together: a SIMD-friendly multiple of 8 whose gathered
+    map block fits the cache budget; all of C when C is small."""
+    cdef Py_ssize_t b = _max_block
+    if gather:
+        while b > 8 and b * HW * itemsize > _cache_budget:
+            b -= 8
+    return C if C <= b else b
+
+
+cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
+                     Py_ssize_t sH, Py_ssize_t sW, bint gather, Py_ssize_t C,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH, Py_ssize_t PW,
+                     const Py_ssize_t *geom, const Py_ssize_t *order,
+                     Py_ssize_t n, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t i0,
+                     Py_ssize_t i1, floating init, Py_ssize_t group, floating *block,
+                     floating *res, int32_t *ires, void *idx_scratch, floating *out,
+                     int32_t *argmax) noexcept nogil:
+    """Pool channels [c0, c0 + nc) of image n for the ROIs order[i0:i1]."""
+    cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW, PHPW = PH * PW
+    cdef Py_ssize_t i, r, j, h, w, k, k0, k1, ph, pw, hs, he, ws, we, bh, bw
+    cdef const floating *src = data + n * sN + c0 * sC
+    cdef const floating *base
+    cdef const Py_ssize_t *g
+    cdef floating *o
+    cdef int32_t *a
+    if gather:
+        # NCHW (or any layout without contiguous channels): copy the block
+        # pixel-major once, so every bin visit is a contiguous channel vector.
+        for h in range(H):
+            for j in range(nc):
+                for w in range(W):
+                    block[(h * W + w) * nc + j] = src[j * sC + h * sH + w * sW]
+        base, bh, bw = block, W * nc, nc
+    else:
+        base, bh, bw = src, sH, sW
+    # Bins go to a channel-minor scratch (the SIMD layout) in groups of
+    # `group` bins, then to out/argmax with sequential writes: a strided
+    # write per value costs a cache line each, more than the max itself.
+    for i in range(i0, i1):
+        r = order[i]
+        g = geom + r * G
+        o = out + (r * C + c0) * PHPW
+        a = argmax + (r * C + c0) * PHPW
+        k0 = 0
+        while k0 < PHPW:
+            k1 = min(k0 + group, PHPW)
+            for k in range(k0, k1):
+                ph = k // PW
+                pw = k - ph * PW
+                hs, he = g[1 + ph], g[1 + PH + ph]
+                ws, we = g[1 + 2 * PH + pw], g[1 + 2 * PH + PW + pw]
+                if he <= hs or we <= ws:
+                    for j in range(nc):
+                        res[(k - k0) * nc + j] = 0
+                        ires[(k - k0) * nc + j] = -1
+                elif floating is float:
+                    roipool_bin_max_f32(base, bh, bw, W, hs, he, ws, we, nc, init,
+                                        res + (k - k0) * nc, ires + (k - k0) * nc,
+                                        <int32_t *>idx_scratch)
+                else:
+                    roipool_bin_max_f64(base, bh, bw, W, hs, he, ws, we, nc, init,
+                                        res + (k - k0) * nc, ires + (k - k0) * nc,
+                                        <int64_t *>idx_scratch)
+            for j in range(nc):
+                for k in range(k0, k1):
+                    o[j * PHPW + k] = res[(k - k0) * nc + j]
+                    a[j * PHPW + k] = ires[(k - k0) * nc + j]
+            k0 = k1
+
+
+cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
+                         double scale_t, double scale_d, bint tv, int rmode,
+                         Py_ssize_t PH, Py_ssize_t PW, floating[:, :, :, ::1] out,
+                         int32_t[:, :, :, ::1] argmax, int n_threads) noexcept nogil:
+    cdef Py_ssize_t N = data.shape[0], C = data.shape[1], H = data.shape[2], W = data.shape[3]
+    cdef Py_ssize_t R = rois.shape[0], G = 1 + 2 * PH + 2 * PW
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef Py_ssize_t sN = data.strides[0] // isz, sC = data.strides[1] // isz
+    cdef Py_ssize_t sH = data.strides[2] // isz, sW = data.strides[3] // isz
+    cdef bint gather = not (C == 1 or sC == 1)
+    cdef Py_ssize_t B = _block_size(C, H * W, isz, gather)
+    cdef Py_ssize_t nblocks = (C + B - 1) // B
+    cdef Py_ssize_t status, n, cb, k, kk, cnt, t, ntasks, nt, per_thread, tid, group
+    cdef Py_ssize_t off_res = 0
+    cdef Py_ssize_t *geom = NULL
+    cdef Py_ssize_t *order = NULL
+    cdef Py_ssize_t *offsets = NULL
+    cdef Py_ssize_t *tasks = NULL
+    cdef char *scratch = NULL
+    cdef char *mine
+    cdef floating init = -FLT_MAX if rmode == RMODE_NONE else -INFINITY
+
+    geom = <Py_ssize_t *>malloc(max(R * G, 1) * sizeof(Py_ssize_t))
+    order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+    offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
+    if geom == NULL or order == NULL or offsets == NULL:
+        status = NO_MEMORY
+    else:
+        status = _prepare(rois, scale_t, scale_d, tv, rmode, True, N, H, W, PH, PW,
+                          geom, order, offsets)
+    if status != OK or R == 0 or C == 0 or PH * PW == 0:
+        free(geom); free(order); free(offsets)
+        return status
+
+    # Tasks: (image, channel block, slice of that image's ROIs). Enough of them
+    # that dynamic scheduling evens out ROIs whose areas differ 100x.
+    kk = (4 * n_threads + N * nblocks - 1) // (N * nblocks)
+    tasks = <Py_ssize_t *>malloc(N * nblocks * kk * 4 * sizeof(Py_ssize_t))
+    if tasks == NULL:
+        free(geom); free(order); free(offsets)
+        return NO_MEMORY
+    ntasks = 0
+    for n in range(N):
+        cnt = offsets[n + 1] - offsets[n]
+        if cnt == 0:
+            continue
+        k = min(kk, cnt)
+        for cb in range(nblocks):
+            for t in range(k):
+                tasks[4 * ntasks] = n
+                tasks[4 * ntasks + 1] = cb
+                tasks[4 * ntasks + 2] = offsets[n] + cnt * t // k
+                tasks[4 * ntasks + 3] = offsets[n] + cnt * (t + 1) // k
+                ntasks += 1
+    nt = max(1, min(<Py_ssize_t>n_threads, ntasks))
+
+    # Per-thread scratch: the gathered block, best values, argmax (int32 and
+    # the value-width lane), each rounded up to 64 bytes to avoid false sharing.
+    group = max(1, 4096 // B)
+    per_thread = _align64(H * W * B * isz if gather else 0) + _align64(group * B * isz) \
+        + _align64(group * B * 4) + _align64(B * 8) + 64
+    scratch = <char *>malloc(nt * per_thread + 64)
+    if scratch == NULL:
+        free(geom); free(order); free(offsets); free(tasks)
+        return NO_MEMORY
+
+    with parallel(num_threads=nt):
+        tid = omp_get_thread_num()
+        mine = <char *>((<size_t>scratch + 63) // 64 * 64) + tid * per_thread
+        for t in prange(ntasks, schedule='dynamic'):
+            _pool_task(&data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
+                       geom, order, tasks[4 * t], tasks[4 * t + 1] * B,
+                       min(B, C - tasks[4 * t + 1] * B), tasks[4 * t + 2], tasks[4 * t + 3],
+                       init, group,
+                       <floating *>(mine + off_res + _align64(group * B * isz)
+                                    + _align64(group * B * 4) + _align64(B * 8)),
+                       <floating *>(mine + off_res),
+                       <int32_t *>(mine + off_res + _align64(group * B * isz)),
+                       <void *>(mine + off_res + _align64(group * B * isz) + _align64(group * B * 4)),
+                       &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+    free(geom); free(order); free(offsets); free(tasks); free(scratch)
+    return OK
+
+
+def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
+            Py_ssize_t PH, Py_ssize_t PW, out, argmax, int n_threads):
+    """Pool; returns OK (-1), NO_MEMORY (-2) or a bad row as r * 8 + code.
+
+    data: float32/float64 [N, C, H, W], any strides, non-empty;
+    rois, out, argmax: C-contiguous, rois already in data's dtype.
+    """
+    cdef Py_ssize_t status
+    cdef const float[:, :, :, :] d32
+    cdef const double[:, :, :, :] d64
+    cdef const float[:, ::1] r32
+    cdef const double[:, ::1] r64
+    cdef float[:, :, :, ::1] o32
+    cdef double[:, :, :, ::1] o64
+    cdef int32_t[:, :, :, ::1] am = argmax
+    if data.dtype.itemsize == 4:
+        d32, r32, o32 = data, rois, out
+        with nogil:
+            status = _forward(d32, r32, scale_t, scale_d, tv, rmode, PH, PW, o32, am, n_threads)
+    else:
+        d64, r64, o64 = data, rois, out
+        with nogil:
+            status = _forward(d64, r64, scale_t, scale_d, tv, rmode, PH, PW, o64, am, n_threads)
+    return status
+
+
+cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
+                          const floating[:, ::1] rois,
+                          const int32_t[:, :, :, ::1] argmax, Py_ssize_t N,
+                          Py_ssize_t H, Py_ssize_t W, floating[:, :, :, ::1] grad,
+                          int rmode, int n_threads) noexcept nogil:
+    cdef Py_ssize_t R = grad_out.shape[0], C = grad_out.shape[1]
+    cdef Py_ssize_t PHPW = grad_out.shape[2] * grad_out.shape[3], HW = H * W
+    cdef Py_ssize_t status, t, n, c, i, r, k, nt
+    cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
+    cdef floating *plane
+    cdef const floating *go
+    cdef const int32_t *am
+    if geom == NULL or order == NULL or offsets == NULL:
+        status = NO_MEMORY
+    else:
+        # batch indices only (PH = PW = 0: geometry rows hold just b)
+        status = _prepare(rois, 1.0, 1.0, False, RMODE_NONE, False, N, H, W, 0, 0,
+                          geom, order, offsets)
+    if status != OK or N * C * HW == 0:
+        free(geom); free(order); free(offsets)
+        return status
+    nt = max(1, min(<Py_ssize_t>n_threads, N * C))
+    # One thread owns each (image, channel) plane, and adds into it in
+    # ascending ROI order: no atomics, bit-identical for any thread count.
+    for t in prange(N * C, nogil=True, schedule='static', num_threads=nt):
+        n = t // C
+        c = t % C
+        plane = &grad[n, c, 0, 0]
+        memset(plane, 0, HW * sizeof(floating))
+        for i in range(offsets[n], offsets[n + 1]):
+            r = order[i]
+            go = &grad_out[r, c, 0, 0]
+            am = &argmax[r, c, 0, 0]
+            for k in range(PHPW):
+                if am[k] >= 0:
+                    # float16/bfloat16: every add is rounded, as in half_t
+                    plane[am[k]] = _rt(plane[am[k]] + go[k], rmode)
+    free(geom); free(order); free(offsets)
+    return OK
+
+
+def backward(grad_out, rois, argmax, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
+             grad, int rmode, int n_threads):
+    """Scatter grad_out through argmax into grad (all C-contiguous, argmax
+    already checked to lie in [-1, H*W)). Returns OK or a bad ROI row code."""
+    cdef Py_ssize_t status
+    cdef const float[:, :, :, ::1] g32
+    cdef const double[:, :, :, ::1] g64
+    cdef const float[:, ::1] r32
+    cdef const double[:, ::1] r64
+    cdef float[:, :, :, ::1] o32
+    cdef double[:, :, :, ::1] o64
+    cdef const int32_t[:, :, :, ::1] am = argmax
+    if grad_out.dtype.itemsize == 4:
+        g32, r32, o32 = grad_out, rois, grad
+        with nogil:
+            status = _backward(g32, r32, am, N, H, W, o32, rmode, n_threads)
+    else:
+        g64, r64, o64 = grad_out, rois, grad
+        with nogil:
+            status = _backward(g64, r64, am, N, H, W, o64, rmode, n_threads)
+    return status
+
+
+def int32_range(const int32_t[::1] a, int n_threads):
+    """(min, max) of a non-empty int32 array, in parallel."""
+    cdef Py_ssize_t n = a.shape[0], nt = max(1, min(<Py_ssize_t>n_threads, n // 65536 + 1))
+    cdef Py_ssize_t t, i, lo, hi
+    cdef int32_t mn[256]
+    cdef int32_t mx[256]
+    cdef int32_t vmin, vmax, v
+    nt = min(nt, 256)
+    if n == 0:
+        return 0, 0
+    for t in prange(nt, nogil=True, schedule='static', num_threads=nt):
+        lo = n * t // nt
+        hi = n * (t + 1) // nt
+        vmin = a[lo]
+        vmax = a[lo]
+        for i in range(lo, hi):
+            v = a[i]
+            vmin = v if v < vmin else vmin
+            vmax = v if v > vmax else vmax
+        mn[t] = vmin
+        mx[t] = vmax
+    vmin, vmax = mn[0], mx[0]
+    for t in range(1, nt):
+        vmin = min(vmin, mn[t])
+        vmax = max(vmax, mx[t])
+    return vmin, vmax
+
+
+def omp_max_threads():
+    """omp_get_max_threads() for the calling thread (1 without OpenMP): it
+    honours OMP_NUM_THREADS and threadpoolctl limits."""
+    return omp_get_max_threads()
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(ROIPOOL_OPENMP)
+
+
+def isa_supported(int level):
+    return bool(roipool_isa_supported(level))
+
+
+def set_isa(int level):
+    """Select the SIMD path (0 baseline, 1 AVX2, 2 AVX-512), falling back to
+    the best supported one below it; returns the level in use."""
+    return roipool_set_isa(level)
+
+
+def _set_blocking(Py_ssize_t cache_budget, Py_ssize_t max_block):
+    """Tuning knob for benchmarks: bytes of a gathered block, max channels."""
+    global _cache_budget, _max_block
+    _cache_budget = cache_budget
+    _max_block = max(1, max_block)

@@ -1,0 +1,262 @@
+"""The thin Python layer: argument checks, dtype conversion, buffers.
+
+Every check that SEMANTICS.md asks for happens here, before any output is
+written; the compiled kernels assume the arrays they get are well formed.
+The one value scan that is cheaper in compiled code (every ROI row) runs in
+the kernel module's prepare step and comes back as a row number and a code,
+which `raise_bad_row` turns into the exception.
+"""
+import math
+import operator
+
+import numpy as np
+
+from roipool import _roi_pool
+
+FLOAT32 = np.dtype(np.float32)
+FLOAT64 = np.dtype(np.float64)
+FLOAT16 = np.dtype(np.float16)
+INT32 = np.dtype(np.int32)
+# Values at or above this round to +inf in float32 (2**128 - 2**103).
+_F32_OVERFLOW = 3.4028235677973366e38
+_INT32_MAX = 2**31 - 1
+_COMPAT = ("mxnet", "torchvision")
+
+# Rounding modes shared with the kernel (_roi_pool.pyx).
+RMODE_NONE, RMODE_HALF, RMODE_BF16 = 0, 1, 2
+
+
+def _bfloat16():
+    """ml_dtypes.bfloat16 if ml_dtypes is already imported, else None.
+
+    A bfloat16 array can only exist once ml_dtypes has been imported, so we
+    never import it ourselves (it is not a dependency)."""
+    import sys
+
+    mod = sys.modules.get("ml_dtypes")
+    return None if mod is None else np.dtype(mod.bfloat16)
+
+
+def as_array(x, name):
+    """Anything NumPy accepts, without a copy when the layout allows."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__dlpack__") and not hasattr(x, "__array_interface__"):
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, RuntimeError, BufferError, ValueError):
+            pass  # e.g. a non-CPU device; let asarray explain
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like, got {type(x).__name__}: {exc}") from None
+
+
+def float_kind(arr, name):
+    """(compute dtype, rounding mode) for a floating array; TypeError otherwise."""
+    dt = arr.dtype
+    if dt == FLOAT32 or dt == FLOAT64:
+        return dt, RMODE_NONE
+    if dt.kind == "f" and dt.itemsize in (4, 8):  # non-native byte order
+        return dt.newbyteorder("="), RMODE_NONE
+    if dt.kind == "f" and dt.itemsize == 2:
+        return FLOAT32, RMODE_HALF
+    bf16 = _bfloat16()
+    if bf16 is not None and dt == bf16:
+        return FLOAT32, RMODE_BF16
+    raise TypeError(
+        f"{name} must be a floating-point array (float32, float64, float16 or "
+        f"bfloat16), got dtype {dt}"
+    )
+
+
+def check_data(data):
+    data = as_array(data, "data")
+    if data.ndim != 4:
+        raise ValueError(f"data must be 4-D [N, C, H, W], got shape {data.shape}")
+    compute, rmode = float_kind(data, "data")
+    _, _, H, W = data.shape
+    if H * W > _INT32_MAX + 1:
+        raise ValueError(
+            f"data: H * W = {H * W} does not fit the int32 argmax index (max {_INT32_MAX + 1})"
+        )
+    return data, compute, rmode
+
+
+def storage_dtype(arr, rmode):
+    """The dtype results are returned in: the caller's (native order)."""
+    return arr.dtype.newbyteorder("=") if rmode == RMODE_NONE else arr.dtype
+
+
+def to_compute(arr, compute, rmode, storage):
+    """Convert to the compute dtype through the storage type (SEMANTICS:
+    values are first converted to T, then computed on)."""
+    if rmode != RMODE_NONE:
+        arr = arr.astype(storage, copy=False)
+    return np.ascontiguousarray(arr, dtype=compute)
+
+
+def check_rois(rois, compute, rmode, storage, R=None):
+    rois = as_array(rois, "rois")
+    if rois.dtype.kind not in "iuf" and rois.dtype != _bfloat16():
+        raise TypeError(f"rois must hold real numbers, got dtype {rois.dtype}")
+    if rois.ndim != 2 or rois.shape[1] != 5:
+        raise ValueError(
+            f"rois must have shape [R, 5] (batch_index, x1, y1, x2, y2), got {rois.shape}"
+        )
+    if R is not None and rois.shape[0] != R:
+        raise ValueError(f"rois has {rois.shape[0]} rows but grad_out has {R} ROIs")
+    if rois.dtype == compute and rmode == RMODE_NONE and rois.flags.c_contiguous:
+        return rois
+    return to_compute(rois, compute, rmode, storage)
+
+
+def _is_int(x):
+    return not isinstance(x, (bool, np.bool_)) and isinstance(x, (int, np.integer))
+
+
+def check_pooled_size(pooled_size):
+    if _is_int(pooled_size):
+        ph = pw = int(pooled_size)
+    elif isinstance(pooled_size, (tuple, list, np.ndarray)) and len(pooled_size) in (1, 2) \
+            and all(_is_int(v) for v in pooled_size):
+        ph, pw = int(pooled_size[0]), int(pooled_size[-1])
+    else:
+        raise ValueError(
+            f"pooled_size must be a positive int or a pair of positive ints, got {pooled_size!r}"
+        )
+    if not (1 <= ph <= _INT32_MAX and 1 <= pw <= _INT32_MAX):
+        raise ValueError(
+            f"pooled_size must be a positive int or a pair of positive ints "
+            f"(at most {_INT32_MAX}), got {pooled_size!r}"
+        )
+    return ph, pw
+
+
+def check_scale(spatial_scale, compat, storage, rmode):
+    """(scale in T as a float, scale as given) per SEMANTICS: MXNet keeps the
+    parameter as a C float, then converts it to T."""
+    if isinstance(spatial_scale, (bool, np.bool_)) or not isinstance(
+        spatial_scale, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"spatial_scale must be a finite number > 0, got {spatial_scale!r}")
+    s = float(spatial_scale)
+    if not (math.isfinite(s) and s > 0):
+        raise ValueError(f"spatial_scale must be a finite number > 0, got {spatial_scale!r}")
+    if compat == "torchvision":
+        return s, s
+    if s >= _F32_OVERFLOW:
+        raise ValueError(f"spatial_scale={s!r} overflows float32, which MXNet stores it in")
+    st = np.float32(s)
+    if rmode != RMODE_NONE:
+        st = st.astype(storage)
+    return float(st), s
+
+
+def check_compat(compat):
+    if compat not in _COMPAT:
+        raise ValueError(f"compat must be one of {_COMPAT}, got {compat!r}")
+    return compat == "torchvision"
+
+
+def check_buffer(buf, name, shape, dtype, avoid):
+    """A caller's output buffer: right shape and dtype, C-contiguous,
+    writable, and not sharing memory with the inputs."""
+    if not isinstance(buf, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy array, got {type(buf).__name__}")
+    if buf.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {buf.shape}, expected {tuple(shape)}")
+    if buf.dtype != dtype:
+        raise ValueError(f"{name} has dtype {buf.dtype}, expected {dtype}")
+    if not buf.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not buf.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    for other_name, other in avoid:
+        if isinstance(other, np.ndarray) and np.may_share_memory(buf, other):
+            raise ValueError(f"{name} overlaps {other_name}")
+    return buf
+
+
+def alloc(shape, dtype, name):
+    """np.empty with the size in the error when it cannot be allocated."""
+    n = math.prod(shape)
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes >= 2**63:
+        raise MemoryError(
+            f"{name} of shape {tuple(shape)} needs {nbytes} bytes, more than 64-bit sizes hold"
+        )
+    try:
+        return np.empty(shape, dtype)
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"cannot allocate {name} of shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB)"
+        ) from None
+
+
+_ROW_ERRORS = {
+    1: "batch index {v} is not finite",
+    2: "batch index {v} is outside [0, {N}) (its integer part is used)",
+    3: "coordinate {v} is not finite",
+    4: "coordinate {v} times spatial_scale does not fit a C int (|x * scale| >= 2**31)",
+    5: "ROI size or pooled_size is not representable in {dtype}",
+}
+
+
+def raise_bad_status(status, rois, N, dtype):
+    """Turn a kernel status into the exception SEMANTICS asks for."""
+    if status == -2:
+        raise MemoryError("roipool: out of memory for the ROI geometry or scratch buffers")
+    row, code = divmod(int(status), 8)
+    vals = rois[row]
+    coords = vals[1:]
+    if code in (1, 2):
+        v = vals[0]
+    elif code == 3:
+        v = coords[~np.isfinite(coords)][0]
+    else:
+        v = coords.tolist()
+    msg = _ROW_ERRORS[code].format(v=v, N=N, dtype=dtype)
+    raise ValueError(f"rois row {row}: {msg} (row = {vals.tolist()})")
+
+
+def check_num_threads(num_threads):
+    """One place decides the thread count: None is OpenMP's default, which
+    honours OMP_NUM_THREADS and threadpoolctl; an int >= 1 is used as given."""
+    if num_threads is None:
+        return _roi_pool.omp_max_threads()
+    if not _is_int(num_threads) or num_threads < 1:
+        raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
+    return min(int(num_threads), 4096)
+
+
+def check_argmax_values(argmax, HW, n_threads):
+    """argmax for backward: integer, each value -1 or inside the H*W plane."""
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"argmax must be an integer array, got dtype {argmax.dtype}")
+    if argmax.size == 0:
+        return np.ascontiguousarray(argmax, dtype=INT32)
+    if argmax.dtype == INT32 and argmax.flags.c_contiguous:
+        lo, hi = _roi_pool.int32_range(argmax.reshape(-1), n_threads)
+    else:
+        lo, hi = int(argmax.min()), int(argmax.max())
+    if lo < -1 or hi >= HW:
+        raise ValueError(
+            f"argmax values must lie in [-1, H*W) = [-1, {HW}), got min {lo} and max {hi}"
+        )
+    return np.ascontiguousarray(argmax, dtype=INT32)
+
+
+def check_data_shape(data_shape, C):
+    try:
+        shape = tuple(data_shape)
+    except TypeError:
+        raise ValueError(f"data_shape must be 4 ints (N, C, H, W), got {data_shape!r}") from None
+    if len(shape) != 4 or not all(_is_int(v) and v >= 0 for v in shape):
+        raise ValueError(f"data_shape must be 4 non-negative ints (N, C, H, W), got {data_shape!r}")
+    shape = tuple(int(v) for v in shape)
+    if shape[1] != C:
+        raise ValueError(f"data_shape has C={shape[1]} but grad_out has C={C}")
+    if shape[2] * shape[3] > _INT32_MAX + 1:
+        raise ValueError(f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
+    return shape
