@@ -101,9 +101,12 @@ class BuildExt(build_ext):
             )
             print("*** roipool: building WITHOUT OpenMP (serial kernels) ***", file=sys.stderr)
             omp = ([], [])
+        flags = " ".join(cflags + omp[0] + lflags + omp[1]).replace('"', "'")
         for ext in self.extensions:
             ext.extra_compile_args = cflags + omp[0]
             ext.extra_link_args = lflags + omp[1]
+            # recorded for roipool.show_config(), pasted into bug reports
+            ext.define_macros.append(("ROIPOOL_BUILD_FLAGS", '"%s"' % flags))
         super().build_extensions()
 
 

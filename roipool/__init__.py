@@ -9,5 +9,18 @@ array([[ 7.,  9.],
 from roipool._version import __version__
 from roipool._ops import roi_pooling, roi_pooling_backward
 from roipool._roi_pool import openmp_enabled
+from roipool._config import get_isa, set_isa, show_config, supported_isas, _select_at_import
 
-__all__ = ["__version__", "roi_pooling", "roi_pooling_backward", "openmp_enabled"]
+_select_at_import()
+del _select_at_import
+
+__all__ = [
+    "__version__",
+    "roi_pooling",
+    "roi_pooling_backward",
+    "openmp_enabled",
+    "show_config",
+    "get_isa",
+    "set_isa",
+    "supported_isas",
+]

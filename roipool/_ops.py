@@ -56,7 +56,9 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     if argmax is not None:
         v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
     k_out = out if out is not None and rmode == v.RMODE_NONE else v.alloc(shape, compute, "out")
-    k_arg = argmax if argmax is not None else v.alloc(shape, v.INT32, "argmax")
+    k_arg = argmax
+    if k_arg is None and return_argmax:
+        k_arg = v.alloc(shape, v.INT32, "argmax")
     k_data = data if data.dtype == compute else data.astype(storage).astype(compute)
     status = _roi_pool.forward(k_data, rois_c, scale_t, scale_d, tv, rmode, ph, pw,
                                k_out, k_arg, n_threads)

@@ -29,6 +29,7 @@ cdef extern from "_simd.h" nogil:
                              int64_t *idx) noexcept
     int roipool_isa_supported(int level) noexcept
     int roipool_set_isa(int level) noexcept
+    int roipool_get_isa() noexcept
     float roipool_round_half(float x) noexcept
     float roipool_round_bf16(float x) noexcept
 
@@ -209,7 +210,7 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
         r = order[i]
         g = geom + r * G
         o = out + (r * C + c0) * PHPW
-        a = argmax + (r * C + c0) * PHPW
+        a = argmax + (r * C + c0) * PHPW if argmax != NULL else NULL
         k0 = 0
         while k0 < PHPW:
             k1 = min(k0 + group, PHPW)
@@ -233,14 +234,17 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
             for j in range(nc):
                 for k in range(k0, k1):
                     o[j * PHPW + k] = res[(k - k0) * nc + j]
-                    a[j * PHPW + k] = ires[(k - k0) * nc + j]
+            if argmax != NULL:  # callers that only want out skip half the writes
+                for j in range(nc):
+                    for k in range(k0, k1):
+                        a[j * PHPW + k] = ires[(k - k0) * nc + j]
             k0 = k1
 
 
 cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
                          double scale_t, double scale_d, bint tv, int rmode,
                          Py_ssize_t PH, Py_ssize_t PW, floating[:, :, :, ::1] out,
-                         int32_t[:, :, :, ::1] argmax, int n_threads) noexcept nogil:
+                         int32_t *argmax, int n_threads) noexcept nogil:
     cdef Py_ssize_t N = data.shape[0], C = data.shape[1], H = data.shape[2], W = data.shape[3]
     cdef Py_ssize_t R = rois.shape[0], G = 1 + 2 * PH + 2 * PW
     cdef Py_ssize_t isz = sizeof(floating)
@@ -316,7 +320,7 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
                        <floating *>(mine + off_res),
                        <int32_t *>(mine + off_res + _align64(group * B * isz)),
                        <void *>(mine + off_res + _align64(group * B * isz) + _align64(group * B * 4)),
-                       &out[0, 0, 0, 0], &argmax[0, 0, 0, 0])
+                       &out[0, 0, 0, 0], argmax)
     free(geom); free(order); free(offsets); free(tasks); free(scratch)
     return OK
 
@@ -325,8 +329,9 @@ def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
             Py_ssize_t PH, Py_ssize_t PW, out, argmax, int n_threads):
     """Pool; returns OK (-1), NO_MEMORY (-2) or a bad row as r * 8 + code.
 
-    data: float32/float64 [N, C, H, W], any strides, non-empty;
-    rois, out, argmax: C-contiguous, rois already in data's dtype.
+    data: float32/float64 [N, C, H, W], any strides;
+    rois, out, argmax: C-contiguous, rois already in data's dtype;
+    argmax may be None when the caller does not want it.
     """
     cdef Py_ssize_t status
     cdef const float[:, :, :, :] d32
@@ -335,15 +340,19 @@ def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
     cdef const double[:, ::1] r64
     cdef float[:, :, :, ::1] o32
     cdef double[:, :, :, ::1] o64
-    cdef int32_t[:, :, :, ::1] am = argmax
+    cdef int32_t[::1] am
+    cdef int32_t *am_ptr = NULL
+    if argmax is not None and argmax.size:
+        am = argmax.reshape(-1)
+        am_ptr = &am[0]
     if data.dtype.itemsize == 4:
         d32, r32, o32 = data, rois, out
         with nogil:
-            status = _forward(d32, r32, scale_t, scale_d, tv, rmode, PH, PW, o32, am, n_threads)
+            status = _forward(d32, r32, scale_t, scale_d, tv, rmode, PH, PW, o32, am_ptr, n_threads)
     else:
         d64, r64, o64 = data, rois, out
         with nogil:
-            status = _forward(d64, r64, scale_t, scale_d, tv, rmode, PH, PW, o64, am, n_threads)
+            status = _forward(d64, r64, scale_t, scale_d, tv, rmode, PH, PW, o64, am_ptr, n_threads)
     return status
 
 
@@ -441,6 +450,67 @@ def int32_range(const int32_t[::1] a, int n_threads):
     return vmin, vmax
 
 
+def bin_bounds(rois, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, double scale_t,
+               double scale_d, bint tv, int rmode, Py_ssize_t PH, Py_ssize_t PW, geom):
+    """The kernel's own ROI geometry into geom [R, 1 + 2 PH + 2 PW] (intp):
+    batch index, hstart, hend, wstart, wend. For benchmarks (visit counts)
+    and diagnostics; returns OK or a bad row code like forward()."""
+    cdef Py_ssize_t[:, ::1] g = geom
+    cdef Py_ssize_t R = g.shape[0], status
+    cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
+    cdef const float[:, ::1] r32
+    cdef const double[:, ::1] r64
+    cdef Py_ssize_t *gp = &g[0, 0] if R else NULL
+    if order == NULL or offsets == NULL:
+        status = NO_MEMORY
+    elif rois.dtype.itemsize == 4:
+        r32 = rois
+        status = _prepare(r32, scale_t, scale_d, tv, rmode, True, N, H, W, PH, PW,
+                          gp, order, offsets)
+    else:
+        r64 = rois
+        status = _prepare(r64, scale_t, scale_d, tv, rmode, True, N, H, W, PH, PW,
+                          gp, order, offsets)
+    free(order)
+    free(offsets)
+    return status
+
+
+cdef extern from *:
+    """
+    #ifndef ROIPOOL_BUILD_FLAGS
+    #define ROIPOOL_BUILD_FLAGS "unknown"
+    #endif
+    #if defined(__clang__)
+    #define ROIPOOL_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define ROIPOOL_COMPILER "gcc " __VERSION__
+    #elif defined(_MSC_VER)
+    #define ROIPOOL_COMPILER "msvc"
+    #else
+    #define ROIPOOL_COMPILER "unknown"
+    #endif
+    #ifdef _OPENMP
+    #define ROIPOOL_OPENMP_VERSION _OPENMP
+    #else
+    #define ROIPOOL_OPENMP_VERSION 0
+    #endif
+    """
+    const char *ROIPOOL_BUILD_FLAGS
+    const char *ROIPOOL_COMPILER
+    int ROIPOOL_OPENMP_VERSION
+
+
+def build_info():
+    """Compiler, flags and OpenMP version (yyyymm, 0 without) of this build."""
+    return {
+        "compiler": ROIPOOL_COMPILER.decode(),
+        "flags": ROIPOOL_BUILD_FLAGS.decode(),
+        "openmp_version": ROIPOOL_OPENMP_VERSION,
+    }
+
+
 def omp_max_threads():
     """omp_get_max_threads() for the calling thread (1 without OpenMP): it
     honours OMP_NUM_THREADS and threadpoolctl limits."""
@@ -454,6 +524,11 @@ def openmp_enabled():
 
 def isa_supported(int level):
     return bool(roipool_isa_supported(level))
+
+
+def get_isa():
+    """The SIMD level in use (0 baseline, 1 AVX2, 2 AVX-512)."""
+    return roipool_get_isa()
 
 
 def set_isa(int level):

@@ -171,6 +171,8 @@ static int roipool_isa_supported(int level)
     return 0;
 }
 
+static int roipool_isa_level = 0;
+
 /* Select the path; returns the level in use. Not thread-safe by design: the
  * Python layer calls it at import and from set_isa() only. */
 static int roipool_set_isa(int level)
@@ -179,19 +181,21 @@ static int roipool_set_isa(int level)
     if (level == 2 && roipool_isa_supported(2)) {
         roipool_bin_max_f32 = roipool_bin_max_f32_avx512;
         roipool_bin_max_f64 = roipool_bin_max_f64_avx512;
-        return 2;
+        return roipool_isa_level = 2;
     }
     if (level >= 1 && roipool_isa_supported(1)) {
         roipool_bin_max_f32 = roipool_bin_max_f32_avx2;
         roipool_bin_max_f64 = roipool_bin_max_f64_avx2;
-        return 1;
+        return roipool_isa_level = 1;
     }
 #endif
     (void)level;
     roipool_bin_max_f32 = roipool_bin_max_f32_base;
     roipool_bin_max_f64 = roipool_bin_max_f64_base;
-    return 0;
+    return roipool_isa_level = 0;
 }
+
+static int roipool_get_isa(void) { return roipool_isa_level; }
 
 /* ---- reduced precision ------------------------------------------------- */
 

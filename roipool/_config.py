@@ -1,0 +1,56 @@
+"""Run-time configuration: SIMD path and a report for bug reports."""
+import os
+
+from roipool import _roi_pool
+
+ISA_NAMES = ("baseline", "avx2", "avx512")
+
+
+def supported_isas():
+    """The SIMD paths this CPU can run, baseline first."""
+    return [name for level, name in enumerate(ISA_NAMES) if _roi_pool.isa_supported(level)]
+
+
+def set_isa(name):
+    """Use the named SIMD path ("baseline", "avx2", "avx512") or the best one
+    below it that the CPU supports; returns the name in use. Every path gives
+    bit-identical results; this exists for testing and benchmarking."""
+    if name not in ISA_NAMES:
+        raise ValueError(f"isa must be one of {ISA_NAMES}, got {name!r}")
+    return ISA_NAMES[_roi_pool.set_isa(ISA_NAMES.index(name))]
+
+
+def get_isa():
+    """The SIMD path in use."""
+    return ISA_NAMES[_roi_pool.get_isa()]
+
+
+def _select_at_import():
+    # ROIPOOL_ISA=baseline forces the portable path (e.g. to compare paths).
+    want = os.environ.get("ROIPOOL_ISA", "").strip().lower() or ISA_NAMES[-1]
+    return set_isa(want if want in ISA_NAMES else ISA_NAMES[-1])
+
+
+def show_config(file=None):
+    """Print version, build, OpenMP and SIMD facts: paste it into bug reports."""
+    import platform
+    import sys
+
+    import numpy as np
+
+    from roipool._version import __version__
+
+    info = _roi_pool.build_info()
+    lines = [
+        f"roipool {__version__}",
+        f"python {sys.version.split()[0]} on {platform.platform()} ({platform.machine()})",
+        f"numpy {np.__version__}",
+        f"compiler: {info['compiler']}",
+        f"build flags: {info['flags']}",
+        f"openmp: {'yes' if _roi_pool.openmp_enabled() else 'no (serial build)'}"
+        + (f" (version {info['openmp_version']})" if info["openmp_version"] else ""),
+        f"threads (omp_get_max_threads): {_roi_pool.omp_max_threads()}",
+        f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+        f"simd path: {get_isa()} (supported: {', '.join(supported_isas())})",
+    ]
+    print("\n".join(lines), file=file)

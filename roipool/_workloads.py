@@ -1,0 +1,80 @@
+"""The shared benchmark workloads (WORKLOADS.md) and their visit counts.
+
+Used by `python -m roipool` and by bench/bench.py, so both time the same
+inputs."""
+import time
+
+import numpy as np
+
+# name: (N, C, H, W), spatial_scale, R, pooled
+WORKLOADS = {
+    "vgg16-frcnn": ((1, 512, 38, 50), 1 / 16, 2000, 7),
+    "vgg16-frcnn-300": ((1, 512, 38, 50), 1 / 16, 300, 7),
+    "r50-c4": ((1, 1024, 38, 50), 1 / 16, 512, 14),
+    "batch4": ((4, 256, 64, 64), 1 / 8, 1024, 7),
+    "tiny": ((1, 1, 8, 6), 1.0, 1, 2),
+    "tiny-0.7": ((1, 1, 8, 6), 0.7, 1, 2),
+}
+
+
+def make(name, dtype=np.float32):
+    """(data, rois, pooled_size, spatial_scale) of a workload.
+
+    Data: standard normal from default_rng(0); then, from the same generator,
+    per ROI a uniform batch index, log-uniform box width and height between
+    16 px and the image size (H, W) / scale, and x1, y1 uniform over the
+    positions where the box fits. The tiny workloads are the seed example."""
+    shape, scale, R, pooled = WORKLOADS[name]
+    if name.startswith("tiny"):
+        data = np.arange(48, dtype=dtype).reshape(shape)
+        return data, np.array([[0, 0, 0, 4, 4]], dtype), (pooled, pooled), scale
+    N, C, H, W = shape
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    img_h, img_w = H / scale, W / scale
+    b = rng.integers(0, N, R)
+    bw = np.exp(rng.uniform(np.log(16), np.log(img_w), R))
+    bh = np.exp(rng.uniform(np.log(16), np.log(img_h), R))
+    x1 = rng.uniform(0, img_w - bw)
+    y1 = rng.uniform(0, img_h - bh)
+    rois = np.stack([b, x1, y1, x1 + bw - 1, y1 + bh - 1], axis=1).astype(dtype)
+    return data, rois, (pooled, pooled), scale
+
+
+def visits(data_shape, rois, pooled_size, spatial_scale):
+    """Elements read by the rule: the sum over ROIs, channels and bins of the
+    clipped bin area, from the kernel's own bin bounds (float32 rules)."""
+    from roipool import _roi_pool
+
+    N, C, H, W = data_shape
+    PH, PW = pooled_size
+    r = np.ascontiguousarray(rois, dtype=np.float32)
+    geom = np.empty((len(r), 1 + 2 * PH + 2 * PW), np.intp)
+    status = _roi_pool.bin_bounds(r, N, H, W, float(np.float32(spatial_scale)), spatial_scale,
+                                  False, 0, PH, PW, geom)
+    if status != -1:
+        raise ValueError(f"workload ROIs are invalid (status {status})")
+    hs, he = geom[:, 1:1 + PH], geom[:, 1 + PH:1 + 2 * PH]
+    ws, we = geom[:, 1 + 2 * PH:1 + 2 * PH + PW], geom[:, 1 + 2 * PH + PW:]
+    area = np.clip(he - hs, 0, None)[:, :, None] * np.clip(we - ws, 0, None)[:, None, :]
+    return int(area.sum()) * C
+
+
+def median_time(fn, repeat=7, number=1, warmup=1):
+    """Median seconds per call over `repeat` timings of `number` calls each."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return float(np.median(times))
+
+
+def simd_max_ns_per_element(repeat=21):
+    """The machine's limit for one core: ns per element of np.max over a
+    cache-resident 1 MiB float32 array."""
+    a = np.random.default_rng(1).standard_normal(262144, dtype=np.float32)
+    return median_time(a.max, repeat=repeat, number=50) / a.size * 1e9
