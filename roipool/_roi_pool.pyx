@@ -363,7 +363,7 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
                           int rmode, int n_threads) noexcept nogil:
     cdef Py_ssize_t R = grad_out.shape[0], C = grad_out.shape[1]
     cdef Py_ssize_t PHPW = grad_out.shape[2] * grad_out.shape[3], HW = H * W
-    cdef Py_ssize_t status, t, n, c, i, r, k, nt
+    cdef Py_ssize_t status, t, n, c, c0, nc, i, r, k, nt, B, nblocks
     cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
@@ -379,22 +379,28 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     if status != OK or N * C * HW == 0:
         free(geom); free(order); free(offsets)
         return status
-    nt = max(1, min(<Py_ssize_t>n_threads, N * C))
-    # One thread owns each (image, channel) plane, and adds into it in
-    # ascending ROI order: no atomics, bit-identical for any thread count.
-    for t in prange(N * C, nogil=True, schedule='static', num_threads=nt):
-        n = t // C
-        c = t % C
-        plane = &grad[n, c, 0, 0]
-        memset(plane, 0, HW * sizeof(floating))
+    # One thread owns each block of (image, channel) planes and adds into it
+    # in ascending ROI order: no atomics, bit-identical for any thread count.
+    # Blocks fit in L2, and each ROI contributes one contiguous grad_out chunk.
+    B = _block_size(C, HW, sizeof(floating), True)
+    nblocks = (C + B - 1) // B
+    nt = max(1, min(<Py_ssize_t>n_threads, N * nblocks))
+    for t in prange(N * nblocks, nogil=True, schedule='dynamic', num_threads=nt):
+        n = t // nblocks
+        c0 = (t % nblocks) * B
+        nc = min(B, C - c0)
+        plane = &grad[n, c0, 0, 0]
+        memset(plane, 0, nc * HW * sizeof(floating))
         for i in range(offsets[n], offsets[n + 1]):
             r = order[i]
-            go = &grad_out[r, c, 0, 0]
-            am = &argmax[r, c, 0, 0]
-            for k in range(PHPW):
-                if am[k] >= 0:
-                    # float16/bfloat16: every add is rounded, as in half_t
-                    plane[am[k]] = _rt(plane[am[k]] + go[k], rmode)
+            go = &grad_out[r, c0, 0, 0]
+            am = &argmax[r, c0, 0, 0]
+            for c in range(nc):
+                for k in range(PHPW):
+                    if am[c * PHPW + k] >= 0:
+                        # float16/bfloat16: every add is rounded, as in half_t
+                        plane[c * HW + am[c * PHPW + k]] = _rt(
+                            plane[c * HW + am[c * PHPW + k]] + go[c * PHPW + k], rmode)
     free(geom); free(order); free(offsets)
     return OK
 

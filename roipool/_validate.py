@@ -116,6 +116,12 @@ def _is_int(x):
 
 
 def check_pooled_size(pooled_size):
+    if type(pooled_size) is tuple and len(pooled_size) == 2:  # the common call, fast
+        ph, pw = pooled_size
+        if type(ph) is int and type(pw) is int and 0 < ph <= _INT32_MAX and 0 < pw <= _INT32_MAX:
+            return ph, pw
+    if type(pooled_size) is int and 0 < pooled_size <= _INT32_MAX:
+        return pooled_size, pooled_size
     if _is_int(pooled_size):
         ph = pw = int(pooled_size)
     elif isinstance(pooled_size, (tuple, list, np.ndarray)) and len(pooled_size) in (1, 2) \
@@ -133,9 +139,23 @@ def check_pooled_size(pooled_size):
     return ph, pw
 
 
+_scale_cache = {}
+
+
 def check_scale(spatial_scale, compat, storage, rmode):
     """(scale in T as a float, scale as given) per SEMANTICS: MXNet keeps the
     parameter as a C float, then converts it to T."""
+    key = (spatial_scale, compat, storage) if type(spatial_scale) is float else None
+    hit = _scale_cache.get(key) if key is not None else None
+    if hit is not None:
+        return hit
+    result = _check_scale(spatial_scale, compat, storage, rmode)
+    if key is not None and len(_scale_cache) < 256:  # services use a few scales
+        _scale_cache[key] = result
+    return result
+
+
+def _check_scale(spatial_scale, compat, storage, rmode):
     if isinstance(spatial_scale, (bool, np.bool_)) or not isinstance(
         spatial_scale, (int, float, np.integer, np.floating)
     ):
@@ -180,15 +200,15 @@ def check_buffer(buf, name, shape, dtype, avoid):
 
 def alloc(shape, dtype, name):
     """np.empty with the size in the error when it cannot be allocated."""
-    n = math.prod(shape)
-    nbytes = n * np.dtype(dtype).itemsize
-    if nbytes >= 2**63:
-        raise MemoryError(
-            f"{name} of shape {tuple(shape)} needs {nbytes} bytes, more than 64-bit sizes hold"
-        )
     try:
         return np.empty(shape, dtype)
     except (MemoryError, ValueError):
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if nbytes >= 2**63:
+            raise MemoryError(
+                f"{name} of shape {tuple(shape)} needs {nbytes} bytes, "
+                "more than 64-bit sizes hold"
+            ) from None
         raise MemoryError(
             f"cannot allocate {name} of shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB)"
         ) from None
