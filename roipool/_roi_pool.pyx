@@ -28,6 +28,10 @@ cdef extern from "_simd.h" nogil:
                              double init, double *best, int32_t *idx_out,
                              int64_t *idx) noexcept
     int roipool_isa_supported(int level) noexcept
+    void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t G,
+                             Py_ssize_t ld, void *dst) noexcept
+    void roipool_stream32(const void *src, Py_ssize_t n, void *dst) noexcept
+    void roipool_store_fence() noexcept
     int roipool_set_isa(int level) noexcept
     int roipool_get_isa() noexcept
     float roipool_round_half(float x) noexcept
@@ -55,6 +59,8 @@ cdef extern from "float.h":
 # Channel blocks are sized so one gathered block of the map stays in L2.
 cdef Py_ssize_t _cache_budget = 256 * 1024
 cdef Py_ssize_t _max_block = 64
+# Outputs larger than this are written with non-temporal stores.
+cdef Py_ssize_t _stream_bytes = 8 * 1024 * 1024
 
 
 cdef inline floating _rt(floating x, int rmode) noexcept nogil:
@@ -183,8 +189,8 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
                      const Py_ssize_t *geom, const Py_ssize_t *order,
                      Py_ssize_t n, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t i0,
                      Py_ssize_t i1, floating init, Py_ssize_t group, floating *block,
-                     floating *res, int32_t *ires, void *idx_scratch, floating *out,
-                     int32_t *argmax) noexcept nogil:
+                     floating *res, int32_t *ires, void *idx_scratch, void *stage,
+                     bint stream, floating *out, int32_t *argmax) noexcept nogil:
     """Pool channels [c0, c0 + nc) of image n for the ROIs order[i0:i1]."""
     cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW, PHPW = PH * PW
     cdef Py_ssize_t i, r, j, h, w, k, k0, k1, ph, pw, hs, he, ws, we, bh, bw
@@ -231,14 +237,26 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
                     roipool_bin_max_f64(base, bh, bw, W, hs, he, ws, we, nc, init,
                                         res + (k - k0) * nc, ires + (k - k0) * nc,
                                         <int64_t *>idx_scratch)
-            for j in range(nc):
-                for k in range(k0, k1):
-                    o[j * PHPW + k] = res[(k - k0) * nc + j]
-            if argmax != NULL:  # callers that only want out skip half the writes
+            if floating is float:
+                if stream and k1 - k0 == PHPW:
+                    # the ROI's block of out is contiguous: stage it, stream it
+                    roipool_transpose32(res, nc, PHPW, PHPW, stage)
+                    roipool_stream32(stage, nc * PHPW, o)
+                else:
+                    roipool_transpose32(res, nc, k1 - k0, PHPW, o + k0)
+            else:
                 for j in range(nc):
                     for k in range(k0, k1):
-                        a[j * PHPW + k] = ires[(k - k0) * nc + j]
+                        o[j * PHPW + k] = res[(k - k0) * nc + j]
+            if argmax != NULL:  # callers that only want out skip half the writes
+                if stream and k1 - k0 == PHPW:
+                    roipool_transpose32(ires, nc, PHPW, PHPW, stage)
+                    roipool_stream32(stage, nc * PHPW, a)
+                else:
+                    roipool_transpose32(ires, nc, k1 - k0, PHPW, a + k0)
             k0 = k1
+    if stream:
+        roipool_store_fence()
 
 
 cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
@@ -254,7 +272,8 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
     cdef Py_ssize_t B = _block_size(C, H * W, isz, gather)
     cdef Py_ssize_t nblocks = (C + B - 1) // B
     cdef Py_ssize_t status, n, cb, k, kk, cnt, t, ntasks, nt, per_thread, tid, group
-    cdef Py_ssize_t off_res = 0
+    cdef Py_ssize_t s_res, s_ires, s_idx, s_stage
+    cdef bint stream
     cdef Py_ssize_t *geom = NULL
     cdef Py_ssize_t *order = NULL
     cdef Py_ssize_t *offsets = NULL
@@ -299,9 +318,15 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
 
     # Per-thread scratch: the gathered block, best values, argmax (int32 and
     # the value-width lane), each rounded up to 64 bytes to avoid false sharing.
-    group = max(1, 4096 // B)
-    per_thread = _align64(H * W * B * isz if gather else 0) + _align64(group * B * isz) \
-        + _align64(group * B * 4) + _align64(B * 8) + 64
+    # All bins of a ROI in one group when that fits 64 KiB of scratch.
+    group = PH * PW if PH * PW * B * isz <= 65536 else max(1, 8192 // B)
+    # Output beyond the caches is streamed to memory (see roipool_stream32).
+    stream = R * C * PH * PW * isz > _stream_bytes
+    s_res = _align64(group * B * isz)
+    s_ires = _align64(group * B * 4)
+    s_idx = _align64(B * 8)
+    s_stage = _align64(group * B * 4)
+    per_thread = s_res + s_ires + s_idx + s_stage + _align64(H * W * B * isz if gather else 0) + 64
     scratch = <char *>malloc(nt * per_thread + 64)
     if scratch == NULL:
         free(geom); free(order); free(offsets); free(tasks)
@@ -315,12 +340,12 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
                        geom, order, tasks[4 * t], tasks[4 * t + 1] * B,
                        min(B, C - tasks[4 * t + 1] * B), tasks[4 * t + 2], tasks[4 * t + 3],
                        init, group,
-                       <floating *>(mine + off_res + _align64(group * B * isz)
-                                    + _align64(group * B * 4) + _align64(B * 8)),
-                       <floating *>(mine + off_res),
-                       <int32_t *>(mine + off_res + _align64(group * B * isz)),
-                       <void *>(mine + off_res + _align64(group * B * isz) + _align64(group * B * 4)),
-                       &out[0, 0, 0, 0], argmax)
+                       <floating *>(mine + s_res + s_ires + s_idx + s_stage),
+                       <floating *>mine,
+                       <int32_t *>(mine + s_res),
+                       <void *>(mine + s_res + s_ires),
+                       <void *>(mine + s_res + s_ires + s_idx),
+                       stream, &out[0, 0, 0, 0], argmax)
     free(geom); free(order); free(offsets); free(tasks); free(scratch)
     return OK
 
@@ -543,8 +568,10 @@ def set_isa(int level):
     return roipool_set_isa(level)
 
 
-def _set_blocking(Py_ssize_t cache_budget, Py_ssize_t max_block):
-    """Tuning knob for benchmarks: bytes of a gathered block, max channels."""
-    global _cache_budget, _max_block
+def _set_tuning(Py_ssize_t cache_budget, Py_ssize_t max_block, Py_ssize_t stream_bytes):
+    """Tuning knobs for benchmarks and tests: bytes of a gathered block, max
+    channels per block, output size above which stores are streamed."""
+    global _cache_budget, _max_block, _stream_bytes
     _cache_budget = cache_budget
     _max_block = max(1, max_block)
+    _stream_bytes = stream_bytes
