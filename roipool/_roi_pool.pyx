@@ -259,6 +259,25 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
         roipool_store_fence()
 
 
+cdef inline void _run_task(Py_ssize_t t, const floating *data, Py_ssize_t sN,
+                           Py_ssize_t sC, Py_ssize_t sH, Py_ssize_t sW, bint gather,
+                           Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH,
+                           Py_ssize_t PW, const Py_ssize_t *geom, const Py_ssize_t *order,
+                           const Py_ssize_t *tasks, Py_ssize_t B, floating init,
+                           Py_ssize_t group, Py_ssize_t s_res, Py_ssize_t s_ires,
+                           Py_ssize_t s_idx, Py_ssize_t s_stage, bint stream, char *mine,
+                           floating *out, int32_t *argmax) noexcept nogil:
+    """Task t of the task table, with this thread's scratch `mine`:
+    res | ires | idx | stage | gathered block."""
+    cdef Py_ssize_t n = tasks[4 * t], c0 = tasks[4 * t + 1] * B
+    _pool_task(data, sN, sC, sH, sW, gather, C, H, W, PH, PW, geom, order, n, c0,
+               min(B, C - c0), tasks[4 * t + 2], tasks[4 * t + 3], init, group,
+               <floating *>(mine + s_res + s_ires + s_idx + s_stage),
+               <floating *>mine, <int32_t *>(mine + s_res),
+               <void *>(mine + s_res + s_ires), <void *>(mine + s_res + s_ires + s_idx),
+               stream, out, argmax)
+
+
 cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
                          double scale_t, double scale_d, bint tv, int rmode,
                          Py_ssize_t PH, Py_ssize_t PW, floating[:, :, :, ::1] out,
@@ -332,20 +351,22 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
         free(geom); free(order); free(offsets); free(tasks)
         return NO_MEMORY
 
-    with parallel(num_threads=nt):
-        tid = omp_get_thread_num()
-        mine = <char *>((<size_t>scratch + 63) // 64 * 64) + tid * per_thread
-        for t in prange(ntasks, schedule='dynamic'):
-            _pool_task(&data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
-                       geom, order, tasks[4 * t], tasks[4 * t + 1] * B,
-                       min(B, C - tasks[4 * t + 1] * B), tasks[4 * t + 2], tasks[4 * t + 3],
-                       init, group,
-                       <floating *>(mine + s_res + s_ires + s_idx + s_stage),
-                       <floating *>mine,
-                       <int32_t *>(mine + s_res),
-                       <void *>(mine + s_res + s_ires),
-                       <void *>(mine + s_res + s_ires + s_idx),
-                       stream, &out[0, 0, 0, 0], argmax)
+    if nt == 1:
+        # one task (small calls): no parallel region, whose start-up would
+        # cost more than the work
+        for t in range(ntasks):
+            _run_task(t, &data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
+                      geom, order, tasks, B, init, group, s_res, s_ires, s_idx, s_stage,
+                      stream, <char *>((<size_t>scratch + 63) // 64 * 64),
+                      &out[0, 0, 0, 0], argmax)
+    else:
+        with parallel(num_threads=nt):
+            tid = omp_get_thread_num()
+            mine = <char *>((<size_t>scratch + 63) // 64 * 64) + tid * per_thread
+            for t in prange(ntasks, schedule='dynamic'):
+                _run_task(t, &data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
+                          geom, order, tasks, B, init, group, s_res, s_ires, s_idx, s_stage,
+                          stream, mine, &out[0, 0, 0, 0], argmax)
     free(geom); free(order); free(offsets); free(tasks); free(scratch)
     return OK
 

@@ -85,7 +85,8 @@ def check_data(data):
 
 def storage_dtype(arr, rmode):
     """The dtype results are returned in: the caller's (native order)."""
-    return arr.dtype.newbyteorder("=") if rmode == RMODE_NONE else arr.dtype
+    dt = arr.dtype
+    return dt if rmode != RMODE_NONE or dt.isnative else dt.newbyteorder("=")
 
 
 def to_compute(arr, compute, rmode, storage):
