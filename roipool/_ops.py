@@ -51,17 +51,23 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     n, c = data.shape[:2]
     shape = (rois_c.shape[0], c, ph, pw)
     avoid = (("data", data), ("rois", rois))
+    # The output follows the input's memory format unless out= says otherwise.
+    out_cl = v.is_channels_last_input(data)
     if out is not None:
-        v.check_buffer(out, "out", shape, storage, avoid)
+        out_cl = v.check_buffer(out, "out", shape, storage, avoid)
+    am_cl = out_cl
     if argmax is not None:
-        v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
-    k_out = out if out is not None and rmode == v.RMODE_NONE else v.alloc(shape, compute, "out")
+        am_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
+    if out is not None and rmode == v.RMODE_NONE:
+        k_out = out
+    else:
+        k_out = v.alloc_out(shape, compute, "out", out_cl)
     k_arg = argmax
     if k_arg is None and return_argmax:
-        k_arg = v.alloc(shape, v.INT32, "argmax")
+        k_arg = v.alloc_out(shape, v.INT32, "argmax", am_cl)
     k_data = data if data.dtype == compute else data.astype(storage).astype(compute)
     status = _roi_pool.forward(k_data, rois_c, scale_t, scale_d, tv, rmode, ph, pw,
-                               k_out, k_arg, n_threads)
+                               k_out, out_cl, k_arg, am_cl, n_threads)
     if status != -1:
         v.raise_bad_status(status, rois_c, n, storage)
     if rmode != v.RMODE_NONE:  # exact: every value came from data, or is 0 / -inf

@@ -12,7 +12,7 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
 from libc.stdint cimport int32_t, int64_t, uint16_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num
 
@@ -31,6 +31,8 @@ cdef extern from "_simd.h" nogil:
     void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t G,
                              Py_ssize_t ld, void *dst) noexcept
     void roipool_stream32(const void *src, Py_ssize_t n, void *dst) noexcept
+    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t G,
+                             Py_ssize_t ld, void *dst) noexcept
     void roipool_store_fence() noexcept
     int roipool_set_isa(int level) noexcept
     int roipool_get_isa() noexcept
@@ -183,6 +185,33 @@ cdef Py_ssize_t _block_size(Py_ssize_t C, Py_ssize_t HW, Py_ssize_t itemsize,
     return C if C <= b else b
 
 
+cdef inline void _store(const void *src, Py_ssize_t isz, Py_ssize_t nc, Py_ssize_t k0,
+                        Py_ssize_t k1, Py_ssize_t PHPW, Py_ssize_t C, Py_ssize_t r,
+                        Py_ssize_t c0, bint cl, bint stream, void *stage,
+                        char *dst) noexcept nogil:
+    """Bins [k0, k1) of ROI r, channels [c0, c0 + nc), from the channel-minor
+    scratch to out/argmax, channel-major ([R, C, PH, PW] memory) or
+    channels-last ([R, PH, PW, C] memory, the scratch layout itself)."""
+    cdef Py_ssize_t k, G = k1 - k0
+    cdef const char *s = <const char *>src
+    if cl:
+        if nc == C:
+            memcpy(dst + (r * PHPW + k0) * C * isz, s, G * nc * isz)
+        else:
+            for k in range(G):
+                memcpy(dst + ((r * PHPW + k0 + k) * C + c0) * isz, s + k * nc * isz, nc * isz)
+        return
+    dst += ((r * C + c0) * PHPW + k0) * isz
+    if isz == 8:
+        roipool_transpose64(src, nc, G, PHPW, dst)
+    elif stream and G == PHPW:
+        # the ROI's block of out is contiguous: stage it, stream it
+        roipool_transpose32(src, nc, G, PHPW, stage)
+        roipool_stream32(stage, nc * PHPW, dst)
+    else:
+        roipool_transpose32(src, nc, G, PHPW, dst)
+
+
 cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
                      Py_ssize_t sH, Py_ssize_t sW, bint gather, Py_ssize_t C,
                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH, Py_ssize_t PW,
@@ -190,22 +219,26 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
                      Py_ssize_t n, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t i0,
                      Py_ssize_t i1, floating init, Py_ssize_t group, floating *block,
                      floating *res, int32_t *ires, void *idx_scratch, void *stage,
-                     bint stream, floating *out, int32_t *argmax) noexcept nogil:
+                     bint stream, floating *out, bint out_cl, int32_t *argmax,
+                     bint am_cl) noexcept nogil:
     """Pool channels [c0, c0 + nc) of image n for the ROIs order[i0:i1]."""
     cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW, PHPW = PH * PW
     cdef Py_ssize_t i, r, j, h, w, k, k0, k1, ph, pw, hs, he, ws, we, bh, bw
     cdef const floating *src = data + n * sN + c0 * sC
     cdef const floating *base
     cdef const Py_ssize_t *g
-    cdef floating *o
-    cdef int32_t *a
     if gather:
-        # NCHW (or any layout without contiguous channels): copy the block
-        # pixel-major once, so every bin visit is a contiguous channel vector.
-        for h in range(H):
-            for j in range(nc):
+        # Copy the block pixel-major once, so every bin visit reads one short
+        # contiguous channel vector from a block that stays in L2.
+        if sC == 1:
+            for h in range(H):
                 for w in range(W):
-                    block[(h * W + w) * nc + j] = src[j * sC + h * sH + w * sW]
+                    memcpy(block + (h * W + w) * nc, src + h * sH + w * sW, nc * sizeof(floating))
+        else:
+            for h in range(H):
+                for j in range(nc):
+                    for w in range(W):
+                        block[(h * W + w) * nc + j] = src[j * sC + h * sH + w * sW]
         base, bh, bw = block, W * nc, nc
     else:
         base, bh, bw = src, sH, sW
@@ -215,8 +248,6 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
     for i in range(i0, i1):
         r = order[i]
         g = geom + r * G
-        o = out + (r * C + c0) * PHPW
-        a = argmax + (r * C + c0) * PHPW if argmax != NULL else NULL
         k0 = 0
         while k0 < PHPW:
             k1 = min(k0 + group, PHPW)
@@ -237,23 +268,11 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
                     roipool_bin_max_f64(base, bh, bw, W, hs, he, ws, we, nc, init,
                                         res + (k - k0) * nc, ires + (k - k0) * nc,
                                         <int64_t *>idx_scratch)
-            if floating is float:
-                if stream and k1 - k0 == PHPW:
-                    # the ROI's block of out is contiguous: stage it, stream it
-                    roipool_transpose32(res, nc, PHPW, PHPW, stage)
-                    roipool_stream32(stage, nc * PHPW, o)
-                else:
-                    roipool_transpose32(res, nc, k1 - k0, PHPW, o + k0)
-            else:
-                for j in range(nc):
-                    for k in range(k0, k1):
-                        o[j * PHPW + k] = res[(k - k0) * nc + j]
+            _store(res, sizeof(floating), nc, k0, k1, PHPW, C, r, c0, out_cl, stream,
+                   stage, <char *>out)
             if argmax != NULL:  # callers that only want out skip half the writes
-                if stream and k1 - k0 == PHPW:
-                    roipool_transpose32(ires, nc, PHPW, PHPW, stage)
-                    roipool_stream32(stage, nc * PHPW, a)
-                else:
-                    roipool_transpose32(ires, nc, k1 - k0, PHPW, a + k0)
+                _store(ires, 4, nc, k0, k1, PHPW, C, r, c0, am_cl, stream, stage,
+                       <char *>argmax)
             k0 = k1
     if stream:
         roipool_store_fence()
@@ -266,7 +285,8 @@ cdef inline void _run_task(Py_ssize_t t, const floating *data, Py_ssize_t sN,
                            const Py_ssize_t *tasks, Py_ssize_t B, floating init,
                            Py_ssize_t group, Py_ssize_t s_res, Py_ssize_t s_ires,
                            Py_ssize_t s_idx, Py_ssize_t s_stage, bint stream, char *mine,
-                           floating *out, int32_t *argmax) noexcept nogil:
+                           floating *out, bint out_cl, int32_t *argmax,
+                           bint am_cl) noexcept nogil:
     """Task t of the task table, with this thread's scratch `mine`:
     res | ires | idx | stage | gathered block."""
     cdef Py_ssize_t n = tasks[4 * t], c0 = tasks[4 * t + 1] * B
@@ -275,19 +295,20 @@ cdef inline void _run_task(Py_ssize_t t, const floating *data, Py_ssize_t sN,
                <floating *>(mine + s_res + s_ires + s_idx + s_stage),
                <floating *>mine, <int32_t *>(mine + s_res),
                <void *>(mine + s_res + s_ires), <void *>(mine + s_res + s_ires + s_idx),
-               stream, out, argmax)
+               stream, out, out_cl, argmax, am_cl)
 
 
 cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
                          double scale_t, double scale_d, bint tv, int rmode,
-                         Py_ssize_t PH, Py_ssize_t PW, floating[:, :, :, ::1] out,
-                         int32_t *argmax, int n_threads) noexcept nogil:
+                         Py_ssize_t PH, Py_ssize_t PW, floating *out, bint out_cl,
+                         int32_t *argmax, bint am_cl, int n_threads) noexcept nogil:
     cdef Py_ssize_t N = data.shape[0], C = data.shape[1], H = data.shape[2], W = data.shape[3]
     cdef Py_ssize_t R = rois.shape[0], G = 1 + 2 * PH + 2 * PW
     cdef Py_ssize_t isz = sizeof(floating)
     cdef Py_ssize_t sN = data.strides[0] // isz, sC = data.strides[1] // isz
     cdef Py_ssize_t sH = data.strides[2] // isz, sW = data.strides[3] // isz
-    cdef bint gather = not (C == 1 or sC == 1)
+    # Channels-last data is read in place when one block covers all channels.
+    cdef bint gather = not (C == 1 or (sC == 1 and C <= _max_block))
     cdef Py_ssize_t B = _block_size(C, H * W, isz, gather)
     cdef Py_ssize_t nblocks = (C + B - 1) // B
     cdef Py_ssize_t status, n, cb, k, kk, cnt, t, ntasks, nt, per_thread, tid, group
@@ -358,7 +379,7 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
             _run_task(t, &data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
                       geom, order, tasks, B, init, group, s_res, s_ires, s_idx, s_stage,
                       stream, <char *>((<size_t>scratch + 63) // 64 * 64),
-                      &out[0, 0, 0, 0], argmax)
+                      out, out_cl, argmax, am_cl)
     else:
         with parallel(num_threads=nt):
             tid = omp_get_thread_num()
@@ -366,40 +387,54 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
             for t in prange(ntasks, schedule='dynamic'):
                 _run_task(t, &data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
                           geom, order, tasks, B, init, group, s_res, s_ires, s_idx, s_stage,
-                          stream, mine, &out[0, 0, 0, 0], argmax)
+                          stream, mine, out, out_cl, argmax, am_cl)
     free(geom); free(order); free(offsets); free(tasks); free(scratch)
     return OK
 
 
 def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
-            Py_ssize_t PH, Py_ssize_t PW, out, argmax, int n_threads):
+            Py_ssize_t PH, Py_ssize_t PW, out, bint out_cl, argmax, bint am_cl,
+            int n_threads):
     """Pool; returns OK (-1), NO_MEMORY (-2) or a bad row as r * 8 + code.
 
-    data: float32/float64 [N, C, H, W], any strides;
-    rois, out, argmax: C-contiguous, rois already in data's dtype;
-    argmax may be None when the caller does not want it.
+    data: float32/float64 [N, C, H, W], any strides; rois C-contiguous in
+    data's dtype; out/argmax: [R, C, PH, PW] whose memory is C-contiguous
+    [R, C, PH, PW] or, with out_cl/am_cl, [R, PH, PW, C]; argmax may be None.
     """
     cdef Py_ssize_t status
     cdef const float[:, :, :, :] d32
     cdef const double[:, :, :, :] d64
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
-    cdef float[:, :, :, ::1] o32
-    cdef double[:, :, :, ::1] o64
+    cdef float[::1] o32
+    cdef double[::1] o64
     cdef int32_t[::1] am
     cdef int32_t *am_ptr = NULL
-    if argmax is not None and argmax.size:
-        am = argmax.reshape(-1)
+    if out.size == 0:  # nothing to write; the ROI scan still runs
+        out = argmax = None
+    if argmax is not None:
+        am = _flat(argmax, am_cl)
         am_ptr = &am[0]
     if data.dtype.itemsize == 4:
-        d32, r32, o32 = data, rois, out
+        d32, r32 = data, rois
+        o32 = _flat(out, out_cl) if out is not None else None
         with nogil:
-            status = _forward(d32, r32, scale_t, scale_d, tv, rmode, PH, PW, o32, am_ptr, n_threads)
+            status = _forward(d32, r32, scale_t, scale_d, tv, rmode, PH, PW,
+                              &o32[0] if o32 is not None else NULL, out_cl, am_ptr,
+                              am_cl, n_threads)
     else:
-        d64, r64, o64 = data, rois, out
+        d64, r64 = data, rois
+        o64 = _flat(out, out_cl) if out is not None else None
         with nogil:
-            status = _forward(d64, r64, scale_t, scale_d, tv, rmode, PH, PW, o64, am_ptr, n_threads)
+            status = _forward(d64, r64, scale_t, scale_d, tv, rmode, PH, PW,
+                              &o64[0] if o64 is not None else NULL, out_cl, am_ptr,
+                              am_cl, n_threads)
     return status
+
+
+cdef _flat(a, bint cl):
+    """The contiguous memory of an [R, C, PH, PW] buffer, as a 1-D view."""
+    return (a.transpose(0, 2, 3, 1) if cl else a).reshape(-1)
 
 
 cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,

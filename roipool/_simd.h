@@ -161,6 +161,17 @@ static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src_, ptrdiff_
         for (k = 0; k < G; ++k) dst[j * ld + k] = src[k * nc + j];
 }
 
+/* The same for 8-byte elements (float64 values). */
+static void roipool_transpose64(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
+                                ptrdiff_t G, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
+{
+    const int64_t *src = (const int64_t *)src_;
+    int64_t *dst = (int64_t *)dst_;
+    ptrdiff_t j, k;
+    for (j = 0; j < nc; ++j)
+        for (k = 0; k < G; ++k) dst[j * ld + k] = src[k * nc + j];
+}
+
 #if ROIPOOL_X86_DISPATCH
 #include <immintrin.h>
 /* 8 x 8 tiles through AVX2 shuffles: the scalar copy costs one load and one

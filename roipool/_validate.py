@@ -180,23 +180,44 @@ def check_compat(compat):
     return compat == "torchvision"
 
 
+def channels_last(arr):
+    """True when an [*, C, *, *] array has C-contiguous [*, *, *, C] memory
+    (and is not also plain C-contiguous, as when C == 1)."""
+    return not arr.flags.c_contiguous and arr.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def is_channels_last_input(data):
+    """Channels adjacent in memory: read in place, and the output follows."""
+    return data.shape[1] > 1 and data.strides[1] == data.itemsize and not data.flags.c_contiguous
+
+
+def alloc_out(shape, dtype, name, cl):
+    """An [R, C, PH, PW] array, channel-major or channels-last in memory."""
+    if not cl:
+        return alloc(shape, dtype, name)
+    R, C, PH, PW = shape
+    return alloc((R, PH, PW, C), dtype, name).transpose(0, 3, 1, 2)
+
+
 def check_buffer(buf, name, shape, dtype, avoid):
-    """A caller's output buffer: right shape and dtype, C-contiguous,
-    writable, and not sharing memory with the inputs."""
+    """A caller's output buffer: right shape and dtype, C-contiguous (or
+    channels-last contiguous), writable, and not sharing memory with the
+    inputs. Returns True for a channels-last buffer."""
     if not isinstance(buf, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array, got {type(buf).__name__}")
     if buf.shape != tuple(shape):
         raise ValueError(f"{name} has shape {buf.shape}, expected {tuple(shape)}")
     if buf.dtype != dtype:
         raise ValueError(f"{name} has dtype {buf.dtype}, expected {dtype}")
-    if not buf.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
+    cl = len(shape) == 4 and channels_last(buf)
+    if not (buf.flags.c_contiguous or cl):
+        raise ValueError(f"{name} must be C-contiguous (or channels-last contiguous)")
     if not buf.flags.writeable:
         raise ValueError(f"{name} must be writable")
     for other_name, other in avoid:
         if isinstance(other, np.ndarray) and np.may_share_memory(buf, other):
             raise ValueError(f"{name} overlaps {other_name}")
-    return buf
+    return cl
 
 
 def alloc(shape, dtype, name):
