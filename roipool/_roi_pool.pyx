@@ -88,17 +88,25 @@ cdef inline int64_t _clip(int64_t v, int64_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
 
 
+cdef enum:
+    # how much _prepare does
+    SCAN_BATCH = 0     # batch column, finite coordinates (backward)
+    SCAN_SCALED = 1    # + scaled coordinates fit a C int (forward, empty output)
+    SCAN_GEOMETRY = 2  # + bin bounds and the batch grouping (forward)
+
+
 cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
-                         double scale_d, bint tv, int rmode, bint geometry,
+                         double scale_d, bint tv, int rmode, int scan,
                          Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t *geom,
                          Py_ssize_t *order, Py_ssize_t *offsets) noexcept nogil:
     """Per ROI: batch index and clipped bin bounds; ROIs grouped by batch.
 
-    geom row r: [b, hstart[PH], hend[PH], wstart[PW], wend[PW]].
-    Returns OK or the first bad row as r * 8 + code.
+    geom row r: [b, hstart[PH], hend[PH], wstart[PW], wend[PW]] (just [b]
+    below SCAN_GEOMETRY). Returns OK or the first bad row as r * 8 + code.
     """
-    cdef Py_ssize_t R = rois.shape[0], G = 1 + 2 * PH + 2 * PW
+    cdef Py_ssize_t R = rois.shape[0]
+    cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW if scan == SCAN_GEOMETRY else 1
     cdef Py_ssize_t r, j, k
     cdef floating x, scale = <floating>scale_t, bin_h, bin_w, size_h, size_w
     cdef floating fph = _rt(<floating>PH, rmode), fpw = _rt(<floating>PW, rmode)
@@ -120,7 +128,7 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
             x = rois[r, j + 1]
             if not isfinite(x):
                 return r * 8 + BAD_COORD_NONFINITE
-            if not geometry:
+            if scan == SCAN_BATCH:
                 continue
             if tv:
                 # torchvision: coordinate times the double spatial_scale
@@ -130,7 +138,7 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
             if not (fabs(p) < 2147483648.0):
                 return r * 8 + BAD_COORD_RANGE
             q[j] = <int64_t>round(p)  # C round(): halves away from zero
-        if not geometry:
+        if scan != SCAN_GEOMETRY:
             continue
         # force malformed ROIs to be 1 x 1 (MXNet)
         roi_w = q[2] - q[0] + 1
@@ -152,6 +160,8 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
             g[1 + 2 * PH + k] = _clip(_to_i64(floor(_rt(_rt(<floating>k, rmode) * bin_w, rmode))) + q[0], W)
             g[1 + 2 * PH + PW + k] = _clip(_to_i64(ceil(_rt(_rt(<floating>(k + 1), rmode) * bin_w, rmode))) + q[0], W)
 
+    if offsets == NULL:
+        return OK
     # Stable counting sort by batch: ROIs of one image are pooled together,
     # and backward adds in ascending ROI order (deterministic).
     for j in range(N + 1):
@@ -322,15 +332,21 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
     cdef char *mine
     cdef floating init = -FLT_MAX if rmode == RMODE_NONE else -INFINITY
 
+    if out == NULL:  # empty output: only the ROI checks
+        geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+        status = NO_MEMORY if geom == NULL else _prepare(
+            rois, scale_t, scale_d, tv, rmode, SCAN_SCALED, N, H, W, PH, PW, geom, NULL, NULL)
+        free(geom)
+        return status
     geom = <Py_ssize_t *>malloc(max(R * G, 1) * sizeof(Py_ssize_t))
     order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
     if geom == NULL or order == NULL or offsets == NULL:
         status = NO_MEMORY
     else:
-        status = _prepare(rois, scale_t, scale_d, tv, rmode, True, N, H, W, PH, PW,
+        status = _prepare(rois, scale_t, scale_d, tv, rmode, SCAN_GEOMETRY, N, H, W, PH, PW,
                           geom, order, offsets)
-    if status != OK or R == 0 or C == 0 or PH * PW == 0:
+    if status != OK or R == 0:
         free(geom); free(order); free(offsets)
         return status
 
@@ -455,7 +471,7 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
         status = NO_MEMORY
     else:
         # batch indices only (PH = PW = 0: geometry rows hold just b)
-        status = _prepare(rois, 1.0, 1.0, False, RMODE_NONE, False, N, H, W, 0, 0,
+        status = _prepare(rois, 1.0, 1.0, False, RMODE_NONE, SCAN_BATCH, N, H, W, 0, 0,
                           geom, order, offsets)
     if status != OK or N * C * HW == 0:
         free(geom); free(order); free(offsets)
@@ -553,11 +569,11 @@ def bin_bounds(rois, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, double scale_t,
         status = NO_MEMORY
     elif rois.dtype.itemsize == 4:
         r32 = rois
-        status = _prepare(r32, scale_t, scale_d, tv, rmode, True, N, H, W, PH, PW,
+        status = _prepare(r32, scale_t, scale_d, tv, rmode, SCAN_GEOMETRY, N, H, W, PH, PW,
                           gp, order, offsets)
     else:
         r64 = rois
-        status = _prepare(r64, scale_t, scale_d, tv, rmode, True, N, H, W, PH, PW,
+        status = _prepare(r64, scale_t, scale_d, tv, rmode, SCAN_GEOMETRY, N, H, W, PH, PW,
                           gp, order, offsets)
     free(order)
     free(offsets)

@@ -225,14 +225,18 @@ def alloc(shape, dtype, name):
     try:
         return np.empty(shape, dtype)
     except (MemoryError, ValueError):
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-        if nbytes >= 2**63:
+        itemsize = np.dtype(dtype).itemsize
+        # NumPy refuses shapes whose non-zero dimensions overflow, even when
+        # another dimension is 0; report that product.
+        span = math.prod(d for d in shape if d) * itemsize
+        if span >= 2**63:
             raise MemoryError(
-                f"{name} of shape {tuple(shape)} needs {nbytes} bytes, "
-                "more than 64-bit sizes hold"
+                f"{name} of shape {tuple(shape)} is not representable: its dimensions "
+                f"span {span} bytes, more than 64-bit sizes hold"
             ) from None
         raise MemoryError(
-            f"cannot allocate {name} of shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB)"
+            f"cannot allocate {name} of shape {tuple(shape)}: {span} bytes "
+            f"({span / 2**30:.1f} GiB)"
         ) from None
 
 
