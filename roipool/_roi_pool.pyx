@@ -417,34 +417,35 @@ def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
     data's dtype; out/argmax: [R, C, PH, PW] whose memory is C-contiguous
     [R, C, PH, PW] or, with out_cl/am_cl, [R, PH, PW, C]; argmax may be None.
     """
-    cdef Py_ssize_t status
-    cdef const float[:, :, :, :] d32
-    cdef const double[:, :, :, :] d64
-    cdef const float[:, ::1] r32
-    cdef const double[:, ::1] r64
-    cdef float[::1] o32
-    cdef double[::1] o64
-    cdef int32_t[::1] am
-    cdef int32_t *am_ptr = NULL
     if out.size == 0:  # nothing to write; the ROI scan still runs
         out = argmax = None
+    if data.dtype.itemsize == 4:
+        return _forward_call(<float>0, data, rois, scale_t, scale_d, tv, rmode, PH, PW,
+                             out, out_cl, argmax, am_cl, n_threads)
+    return _forward_call(<double>0, data, rois, scale_t, scale_d, tv, rmode, PH, PW,
+                         out, out_cl, argmax, am_cl, n_threads)
+
+
+cdef Py_ssize_t _forward_call(floating kind, data, rois, double scale_t, double scale_d,
+                              bint tv, int rmode, Py_ssize_t PH, Py_ssize_t PW, out,
+                              bint out_cl, argmax, bint am_cl, int n_threads):
+    """Typed views for _forward[floating] (`kind` only selects the type)."""
+    cdef const floating[:, :, :, :] d = data
+    cdef const floating[:, ::1] r = rois
+    cdef floating[::1] o
+    cdef int32_t[::1] am
+    cdef floating *o_ptr = NULL
+    cdef int32_t *am_ptr = NULL
+    cdef Py_ssize_t status
+    if out is not None:
+        o = _flat(out, out_cl)
+        o_ptr = &o[0]
     if argmax is not None:
         am = _flat(argmax, am_cl)
         am_ptr = &am[0]
-    if data.dtype.itemsize == 4:
-        d32, r32 = data, rois
-        o32 = _flat(out, out_cl) if out is not None else None
-        with nogil:
-            status = _forward(d32, r32, scale_t, scale_d, tv, rmode, PH, PW,
-                              &o32[0] if o32 is not None else NULL, out_cl, am_ptr,
-                              am_cl, n_threads)
-    else:
-        d64, r64 = data, rois
-        o64 = _flat(out, out_cl) if out is not None else None
-        with nogil:
-            status = _forward(d64, r64, scale_t, scale_d, tv, rmode, PH, PW,
-                              &o64[0] if o64 is not None else NULL, out_cl, am_ptr,
-                              am_cl, n_threads)
+    with nogil:
+        status = _forward(d, r, scale_t, scale_d, tv, rmode, PH, PW, o_ptr, out_cl,
+                          am_ptr, am_cl, n_threads)
     return status
 
 
@@ -506,22 +507,21 @@ def backward(grad_out, rois, argmax, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
              grad, int rmode, int n_threads):
     """Scatter grad_out through argmax into grad (all C-contiguous, argmax
     already checked to lie in [-1, H*W)). Returns OK or a bad ROI row code."""
-    cdef Py_ssize_t status
-    cdef const float[:, :, :, ::1] g32
-    cdef const double[:, :, :, ::1] g64
-    cdef const float[:, ::1] r32
-    cdef const double[:, ::1] r64
-    cdef float[:, :, :, ::1] o32
-    cdef double[:, :, :, ::1] o64
-    cdef const int32_t[:, :, :, ::1] am = argmax
     if grad_out.dtype.itemsize == 4:
-        g32, r32, o32 = grad_out, rois, grad
-        with nogil:
-            status = _backward(g32, r32, am, N, H, W, o32, rmode, n_threads)
-    else:
-        g64, r64, o64 = grad_out, rois, grad
-        with nogil:
-            status = _backward(g64, r64, am, N, H, W, o64, rmode, n_threads)
+        return _backward_call(<float>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)
+    return _backward_call(<double>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)
+
+
+cdef Py_ssize_t _backward_call(floating kind, grad_out, rois, argmax, Py_ssize_t N,
+                               Py_ssize_t H, Py_ssize_t W, grad, int rmode, int n_threads):
+    """Typed views for _backward[floating] (`kind` only selects the type)."""
+    cdef const floating[:, :, :, ::1] g = grad_out
+    cdef const floating[:, ::1] r = rois
+    cdef floating[:, :, :, ::1] o = grad
+    cdef const int32_t[:, :, :, ::1] am = argmax
+    cdef Py_ssize_t status
+    with nogil:
+        status = _backward(g, r, am, N, H, W, o, rmode, n_threads)
     return status
 
 

@@ -149,28 +149,20 @@ ROIPOOL_DEFINE_BIN_MAX(double, int64_t, d8, roipool_bin_max_f64_avx512, ROIPOOL_
 
 /* ---- results: channel-minor scratch -> out [c][bin] ------------------- */
 
-/* Copy G bins x nc channels from src[k * nc + j] to dst[j * ld + k]
- * (4-byte elements: float values and int32 argmax alike). */
-static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
-                                     ptrdiff_t G, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
-{
-    const int32_t *src = (const int32_t *)src_;
-    int32_t *dst = (int32_t *)dst_;
-    ptrdiff_t j, k;
-    for (j = 0; j < nc; ++j)
-        for (k = 0; k < G; ++k) dst[j * ld + k] = src[k * nc + j];
-}
-
-/* The same for 8-byte elements (float64 values). */
-static void roipool_transpose64(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
-                                ptrdiff_t G, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
-{
-    const int64_t *src = (const int64_t *)src_;
-    int64_t *dst = (int64_t *)dst_;
-    ptrdiff_t j, k;
-    for (j = 0; j < nc; ++j)
-        for (k = 0; k < G; ++k) dst[j * ld + k] = src[k * nc + j];
-}
+/* Copy G bins x nc channels from src[k * nc + j] to dst[j * ld + k], for
+ * 4-byte (float values, int32 argmax) and 8-byte (float64) elements. */
+#define ROIPOOL_DEFINE_TRANSPOSE(NAME, ELEM_T)                                     \
+    static void NAME(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc, ptrdiff_t G, \
+                     ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)                    \
+    {                                                                               \
+        const ELEM_T *src = (const ELEM_T *)src_;                                   \
+        ELEM_T *dst = (ELEM_T *)dst_;                                               \
+        ptrdiff_t j, k;                                                             \
+        for (j = 0; j < nc; ++j)                                                    \
+            for (k = 0; k < G; ++k) dst[j * ld + k] = src[k * nc + j];              \
+    }
+ROIPOOL_DEFINE_TRANSPOSE(roipool_transpose32_base, int32_t)
+ROIPOOL_DEFINE_TRANSPOSE(roipool_transpose64, int64_t)
 
 #if ROIPOOL_X86_DISPATCH
 #include <immintrin.h>
