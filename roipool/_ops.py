@@ -65,7 +65,7 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     k_arg = argmax
     if k_arg is None and return_argmax:
         k_arg = v.alloc_out(shape, v.INT32, "argmax", am_cl)
-    k_data = data if data.dtype == compute else data.astype(storage).astype(compute)
+    k_data = data if data.dtype == compute else v.to_compute(data, compute, rmode, storage, False)
     status = _roi_pool.forward(k_data, rois_c, scale_t, scale_d, tv, rmode, ph, pw,
                                k_out, out_cl, k_arg, am_cl, n_threads)
     if status != -1:

@@ -89,12 +89,16 @@ def storage_dtype(arr, rmode):
     return dt if rmode != RMODE_NONE or dt.isnative else dt.newbyteorder("=")
 
 
-def to_compute(arr, compute, rmode, storage):
+def to_compute(arr, compute, rmode, storage, contiguous=True):
     """Convert to the compute dtype through the storage type (SEMANTICS:
-    values are first converted to T, then computed on)."""
+    values are first converted to T, then computed on), copying at most once
+    per conversion; the kernel reads any strides, so only buffers that must
+    be contiguous are made so."""
     if rmode != RMODE_NONE:
         arr = arr.astype(storage, copy=False)
-    return np.ascontiguousarray(arr, dtype=compute)
+    if contiguous:
+        return np.ascontiguousarray(arr, dtype=compute)
+    return arr.astype(compute, copy=False)
 
 
 def check_rois(rois, compute, rmode, storage, R=None):
@@ -157,6 +161,9 @@ def check_scale(spatial_scale, compat, storage, rmode):
 
 
 def _check_scale(spatial_scale, compat, storage, rmode):
+    if isinstance(spatial_scale, np.ndarray) and spatial_scale.ndim == 0 \
+            and spatial_scale.dtype.kind in "iuf":
+        spatial_scale = spatial_scale[()]
     if isinstance(spatial_scale, (bool, np.bool_)) or not isinstance(
         spatial_scale, (int, float, np.integer, np.floating)
     ):
