@@ -124,9 +124,9 @@ def extensions():
     }
     ext = Extension(
         "roipool._roi_pool",
-        sources=["roipool/_roi_pool.pyx"],
-        depends=["roipool/_simd.h", "roipool/_openmp.pxd"],
-        include_dirs=["roipool"],
+        sources=["src/roipool/_roi_pool.pyx"],
+        depends=["src/roipool/_simd.h", "src/roipool/_openmp.pxd"],
+        include_dirs=["src/roipool"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     return cythonize([ext], compiler_directives=directives)
