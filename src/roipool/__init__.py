@@ -6,13 +6,22 @@
 array([[ 7.,  9.],
        [19., 21.]], dtype=float32)
 """
+import os as _os
+
 from roipool._version import __version__
 from roipool._ops import roi_pooling, roi_pooling_backward
+from roipool import _roi_pool
 from roipool._roi_pool import openmp_enabled
 from roipool._config import get_isa, set_isa, show_config, supported_isas, _select_at_import
 
 _select_at_import()
 del _select_at_import
+
+# GNU libgomp's worker pool does not survive fork(): a child's next parallel
+# region would wait forever for workers that were not copied. Free the pool
+# of the forking thread first; the parent re-creates it on its next call.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(before=_roi_pool.omp_pause)
 
 __all__ = [
     "__version__",

@@ -14,7 +14,7 @@ from libc.stdint cimport int32_t, int64_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num
+from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num, roipool_omp_pause
 
 cdef extern from "_simd.h" nogil:
     void roipool_bin_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
@@ -618,6 +618,12 @@ def omp_max_threads():
     """omp_get_max_threads() for the calling thread (1 without OpenMP): it
     honours OMP_NUM_THREADS and threadpoolctl limits."""
     return omp_get_max_threads()
+
+
+def omp_pause():
+    """Free the calling thread's OpenMP worker pool (GNU libgomp; the next
+    parallel region starts a new one). Runs before os.fork(): see __init__.py."""
+    return roipool_omp_pause()
 
 
 def openmp_enabled():
