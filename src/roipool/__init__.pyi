@@ -1,0 +1,81 @@
+# Type stubs for roipool's public API (PEP 561: see py.typed).
+from typing import Any, Literal, Protocol, Sequence, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__version__: str
+__all__ = [
+    "__version__",
+    "roi_pooling",
+    "roi_pooling_backward",
+    "openmp_enabled",
+    "show_config",
+    "get_isa",
+    "set_isa",
+    "supported_isas",
+]
+
+_Isa = Literal["baseline", "avx2", "avx512"]
+_Compat = Literal["mxnet", "torchvision"]
+# an int k means (k, k)
+_PooledSize = int | np.integer[Any] | Sequence[int | np.integer[Any]]
+# a 0-d array is accepted too
+_Scale = float | np.floating[Any] | np.integer[Any] | NDArray[np.floating[Any] | np.integer[Any]]
+
+class _SupportsWrite(Protocol):
+    def write(self, s: str, /) -> object: ...
+
+@overload
+def roi_pooling(
+    data: ArrayLike,
+    rois: ArrayLike,
+    pooled_size: _PooledSize,
+    spatial_scale: _Scale,
+    out: NDArray[Any] | None = None,
+    *,
+    argmax: NDArray[np.int32] | None = None,
+    return_argmax: Literal[False] = False,
+    num_threads: int | None = None,
+    compat: _Compat = "mxnet",
+) -> NDArray[Any]: ...
+@overload
+def roi_pooling(
+    data: ArrayLike,
+    rois: ArrayLike,
+    pooled_size: _PooledSize,
+    spatial_scale: _Scale,
+    out: NDArray[Any] | None = None,
+    *,
+    argmax: NDArray[np.int32] | None = None,
+    return_argmax: Literal[True],
+    num_threads: int | None = None,
+    compat: _Compat = "mxnet",
+) -> tuple[NDArray[Any], NDArray[np.int32]]: ...
+@overload
+def roi_pooling(
+    data: ArrayLike,
+    rois: ArrayLike,
+    pooled_size: _PooledSize,
+    spatial_scale: _Scale,
+    out: NDArray[Any] | None = None,
+    *,
+    argmax: NDArray[np.int32] | None = None,
+    return_argmax: bool = False,
+    num_threads: int | None = None,
+    compat: _Compat = "mxnet",
+) -> NDArray[Any] | tuple[NDArray[Any], NDArray[np.int32]]: ...
+def roi_pooling_backward(
+    grad_out: ArrayLike,
+    rois: ArrayLike,
+    argmax: ArrayLike,
+    data_shape: Sequence[int | np.integer[Any]],
+    out: NDArray[Any] | None = None,
+    *,
+    num_threads: int | None = None,
+) -> NDArray[Any]: ...
+def openmp_enabled() -> bool: ...
+def show_config(file: _SupportsWrite | None = None) -> None: ...
+def get_isa() -> _Isa: ...
+def set_isa(name: _Isa) -> _Isa: ...
+def supported_isas() -> list[_Isa]: ...

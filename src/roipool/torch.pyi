@@ -1,0 +1,34 @@
+# Type stubs for roipool.torch (needs the optional extra "torch").
+from typing import Literal, Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["roi_pool", "RoIPool"]
+
+_Compat = Literal["mxnet", "torchvision"]
+_Boxes = Tensor | Sequence[Tensor]  # Tensor[K, 5] or one Tensor[L, 4] per image
+
+def roi_pool(
+    input: Tensor,
+    boxes: _Boxes,
+    output_size: int | tuple[int, int] | Sequence[int],
+    spatial_scale: float = 1.0,
+    *,
+    compat: _Compat = "torchvision",
+    num_threads: int | None = None,
+) -> Tensor: ...
+
+class RoIPool(nn.Module):
+    output_size: int | tuple[int, int] | Sequence[int]
+    spatial_scale: float
+    compat: _Compat
+    num_threads: int | None
+    def __init__(
+        self,
+        output_size: int | tuple[int, int] | Sequence[int],
+        spatial_scale: float,
+        *,
+        compat: _Compat = "torchvision",
+        num_threads: int | None = None,
+    ) -> None: ...
+    def forward(self, input: Tensor, rois: _Boxes) -> Tensor: ...
