@@ -163,7 +163,8 @@ def test_batch_index_is_truncated():
 
 def test_scale_is_a_c_float_and_products_are_in_t():
     # 45 * 0.7: float32(0.7) = 0.699999988 -> 31.4999995 in float64, but the float32
-    # product rounds to 31.5 -> 32 (MXNet). torchvision's double product gives 31.
+    # product rounds to 31.5 -> 32 (MXNet). compat="torchvision" is SEMANTICS'
+    # "where the frameworks differ": the product in double, 31.4999999... -> 31.
     x = np.arange(64, dtype=np.float32).reshape(1, 1, 1, 64)
     out, am = pool(x, [[0, 45, 0, 45, 0]], 1, 0.7)
     assert am[0, 0, 0, 0] == 32
