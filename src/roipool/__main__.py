@@ -128,19 +128,56 @@ def bench(args):
     return 0
 
 
+def _arg_workloads(text):
+    """argparse type: 'all' or comma-separated known workload names (kept as text)."""
+    unknown = [n for n in text.split(",") if n not in wl.WORKLOADS]
+    if text != "all" and unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload(s) {', '.join(unknown)}; choose from all, {', '.join(wl.WORKLOADS)}")
+    return text
+
+
+def _arg_threads(text):
+    """argparse type: comma-separated thread counts >= 1 (kept as text)."""
+    try:
+        ok = all(int(t) >= 1 for t in text.split(","))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return text
+
+
+def _arg_positive(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return n
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m roipool",
         description="roipool: exact, parallel ROI max pooling. Without a subcommand: "
                     "print the build, check the seed example and parity, time vgg16-frcnn-300.")
-    sub = parser.add_subparsers(dest="cmd")
-    sub.add_parser("info", help="version, OpenMP runtime, threads, SIMD path, build flags")
-    b = sub.add_parser("bench", help="time the shared workloads (roipool alone)")
-    b.add_argument("--workload", default="all",
+    sub = parser.add_subparsers(dest="cmd", metavar="{info,bench}")
+    info_help = "version, OpenMP runtime, threads, SIMD path, build flags"
+    sub.add_parser("info", help=info_help,
+                   description=f"Print {info_help}: paste it into bug reports.")
+    bench_help = "time the shared workloads (roipool alone)"
+    b = sub.add_parser("bench", help=bench_help,
+                       description=f"{bench_help[0].upper()}{bench_help[1:]}: median ms, ns per "
+                                   "visit and the multiple of this machine's SIMD limit.")
+    b.add_argument("--workload", default="all", type=_arg_workloads,
                    help=f"comma-separated names or 'all' (default): {', '.join(wl.WORKLOADS)}")
-    b.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1 and all)")
+    b.add_argument("--threads", default=None, type=_arg_threads,
+                   help="comma-separated thread counts (default: 1 and all)")
     b.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    b.add_argument("--repeat", type=int, default=7, help="timed runs per row; the median is shown")
+    b.add_argument("--repeat", type=_arg_positive, default=7,
+                   help="timed runs per row; the median is shown (default: 7)")
     args = parser.parse_args(argv)
     if args.cmd == "info":
         roipool.show_config()
