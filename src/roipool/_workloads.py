@@ -60,8 +60,9 @@ def visits(data_shape, rois, pooled_size, spatial_scale):
     return int(area.sum()) * C
 
 
-def median_time(fn, repeat=7, number=1, warmup=1):
-    """Median seconds per call over `repeat` timings of `number` calls each."""
+def time_samples(fn, repeat=7, number=1, warmup=1):
+    """Seconds per call of each of `repeat` timings of `number` calls each,
+    after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -70,7 +71,12 @@ def median_time(fn, repeat=7, number=1, warmup=1):
         for _ in range(number):
             fn()
         times.append((time.perf_counter() - t0) / number)
-    return float(np.median(times))
+    return times
+
+
+def median_time(fn, repeat=7, number=1, warmup=1):
+    """Median seconds per call over `repeat` timings of `number` calls each."""
+    return float(np.median(time_samples(fn, repeat, number, warmup)))
 
 
 def simd_max_ns_per_element(repeat=21):
