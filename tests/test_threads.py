@@ -19,15 +19,14 @@ num_threads argument validation is tested in test_errors.py.
 """
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import threadpoolctl
 
 import roipool
+from helpers import run_python
 
 LINUX = sys.platform.startswith("linux")
 HAS_FORK = hasattr(os, "fork")
@@ -63,15 +62,9 @@ PRELUDE = textwrap.dedent(
 
 def run_py(code, omp_threads=2, timeout=60, prelude=True):
     """Run PRELUDE + code in a fresh interpreter; return the JSON it prints last."""
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(omp_threads)
     code = (PRELUDE if prelude else "") + textwrap.dedent(code)
-    try:
-        proc = subprocess.run([sys.executable, "-c", code],
-                              env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the script hung (killed after {timeout} s); output so far:\n"
-                    f"{exc.stdout}\n{exc.stderr}")
+    proc = run_python(["-c", code], timeout, env={"OMP_NUM_THREADS": str(omp_threads)},
+                      what="the script")
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

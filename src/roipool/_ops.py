@@ -58,25 +58,40 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     am_cl = out_cl
     if argmax is not None:
         am_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
-    if out is not None and rmode == v.RMODE_NONE:
+    # The kernel writes aligned memory in the compute dtype; a reduced-precision
+    # or misaligned out=/argmax= is filled from a temporary after success.
+    if out is not None and rmode == v.RMODE_NONE and out.flags.aligned:
         k_out = out
     else:
         k_out = v.alloc_out(shape, compute, "out", out_cl)
     k_arg = argmax
-    if k_arg is None and return_argmax:
+    if (k_arg is None and return_argmax) or (k_arg is not None and not k_arg.flags.aligned):
         k_arg = v.alloc_out(shape, v.INT32, "argmax", am_cl)
-    k_data = data if data.dtype == compute else v.to_compute(data, compute, rmode, storage, False)
-    status = _roi_pool.forward(k_data, rois_c, scale_t, scale_d, tv, rmode, ph, pw,
+    k_data, k_rois = data, rois_c
+    compact = v.compact_batch(data.shape, data.strides[0], rois_c)
+    if compact is not None:  # a huge broadcast batch: only the images used
+        n_used, k_rois = compact
+        k_data = data[:n_used]
+    if c == 0:
+        # Empty output: the kernel only scans the ROIs. It derives its channel
+        # blocking from C before looking at the output, and C = 0 divides by
+        # zero there (undefined behaviour that UBSan reports); one zero-stride
+        # stand-in channel gives the same scan.
+        k_data = np.broadcast_to(np.zeros((), compute), (k_data.shape[0], 1) + k_data.shape[2:])
+    if k_data.dtype != compute:
+        k_data = v.to_compute(k_data, compute, rmode, storage, False)
+    k_data = v.aligned(k_data)
+    status = _roi_pool.forward(k_data, k_rois, scale_t, scale_d, tv, rmode, ph, pw,
                                k_out, out_cl, k_arg, am_cl, n_threads)
     if status != -1:
         v.raise_bad_status(status, rois_c, n, storage)
-    if rmode != v.RMODE_NONE:  # exact: every value came from data, or is 0 / -inf
-        if out is None:
-            out = k_out.astype(storage)
-        else:
-            out[...] = k_out
-    else:
-        out = k_out
+    if out is None:  # float16/bfloat16: exact, every value came from data or is 0 / -inf
+        out = k_out.astype(storage) if rmode != v.RMODE_NONE else k_out
+    elif k_out is not out:
+        out[...] = k_out
+    if argmax is not None and k_arg is not argmax:
+        argmax[...] = k_arg
+        k_arg = argmax
     return (out, k_arg) if return_argmax else out
 
 
@@ -119,18 +134,31 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
         raise ValueError(f"argmax has shape {argmax.shape}, expected grad_out's {grad_out.shape}")
     am = v.check_argmax_values(argmax, shape[2] * shape[3], n_threads)
     rois_c = v.check_rois(rois, compute, rmode, storage, R=grad_out.shape[0])
+    out_cl = False
     if out is not None:
-        v.check_buffer(out, "out", shape, storage,
-                       (("grad_out", grad_out), ("argmax", argmax_in), ("rois", rois)))
-    k_out = out if out is not None and rmode == v.RMODE_NONE else v.alloc(shape, compute, "out")
-    k_grad = v.to_compute(grad_out, compute, rmode, storage)
-    status = _roi_pool.backward(k_grad, rois_c, am, shape[0], shape[2], shape[3], k_out,
+        out_cl = v.check_buffer(out, "out", shape, storage,
+                                (("grad_out", grad_out), ("argmax", argmax_in), ("rois", rois)))
+    # The kernel writes aligned C-contiguous memory in the compute dtype; a
+    # channels-last, misaligned or reduced-precision out= is filled from a
+    # temporary after success.
+    if out is not None and rmode == v.RMODE_NONE and not out_cl and out.flags.aligned:
+        k_out = out
+    else:
+        k_out = v.alloc(shape, compute, "out")
+    k_grad = v.aligned(v.to_compute(grad_out, compute, rmode, storage))
+    k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
+    compact = v.compact_batch(shape, None, rois_c)
+    if compact is not None:  # empty images, a huge batch: only the ROI checks run
+        k_n, k_rois = compact
+        k_grad_data = np.empty((k_n,) + shape[1:], compute)
+    status = _roi_pool.backward(k_grad, k_rois, am, k_n, shape[2], shape[3], k_grad_data,
                                 rmode, n_threads)
     if status != -1:
         v.raise_bad_status(status, rois_c, shape[0], storage)
-    if rmode != v.RMODE_NONE:
-        if out is None:
-            return k_out.astype(storage)
-        out[...] = k_out
+    if out is not None:
+        if k_out is not out:
+            out[...] = k_out
         return out
+    if rmode != v.RMODE_NONE:
+        return k_out.astype(storage)
     return k_out

@@ -7,7 +7,7 @@ the kernel module's prepare step and comes back as a row number and a code,
 which `raise_bad_row` turns into the exception.
 """
 import math
-import operator
+import os
 
 import numpy as np
 
@@ -94,11 +94,22 @@ def to_compute(arr, compute, rmode, storage, contiguous=True):
     values are first converted to T, then computed on), copying at most once
     per conversion; the kernel reads any strides, so only buffers that must
     be contiguous are made so."""
-    if rmode != RMODE_NONE:
-        arr = arr.astype(storage, copy=False)
-    if contiguous:
-        return np.ascontiguousarray(arr, dtype=compute)
-    return arr.astype(compute, copy=False)
+    # A value beyond T's range becomes inf, as the rule says (a ROI row holding
+    # it is then reported); no RuntimeWarning, which -W error would turn into
+    # an exception other than the one documented.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if rmode != RMODE_NONE:
+            arr = arr.astype(storage, copy=False)
+        if contiguous:
+            return np.ascontiguousarray(arr, dtype=compute)
+        return arr.astype(compute, copy=False)
+
+
+def aligned(arr):
+    """arr, or an aligned copy (same layout) when NumPy says it is not aligned:
+    an offset pointer, or strides that are not multiples of the item size. The
+    kernels index with strides // itemsize and may use aligned SIMD loads."""
+    return arr if arr.flags.aligned else np.array(arr, copy=True, order="K")
 
 
 def check_rois(rois, compute, rmode, storage, R=None):
@@ -111,9 +122,10 @@ def check_rois(rois, compute, rmode, storage, R=None):
         )
     if R is not None and rois.shape[0] != R:
         raise ValueError(f"rois has {rois.shape[0]} rows but grad_out has {R} ROIs")
-    if rois.dtype == compute and rmode == RMODE_NONE and rois.flags.c_contiguous:
+    if rois.dtype == compute and rmode == RMODE_NONE and rois.flags.c_contiguous \
+            and rois.flags.aligned:
         return rois
-    return to_compute(rois, compute, rmode, storage)
+    return aligned(to_compute(rois, compute, rmode, storage))
 
 
 def _is_int(x):
@@ -127,10 +139,13 @@ def check_pooled_size(pooled_size):
             return ph, pw
     if type(pooled_size) is int and 0 < pooled_size <= _INT32_MAX:
         return pooled_size, pooled_size
+    if isinstance(pooled_size, np.ndarray) and pooled_size.ndim == 0 \
+            and pooled_size.dtype.kind in "iu":
+        pooled_size = pooled_size[()]  # a 0-d integer array is an int, as for spatial_scale
     if _is_int(pooled_size):
         ph = pw = int(pooled_size)
-    elif isinstance(pooled_size, (tuple, list, np.ndarray)) and len(pooled_size) in (1, 2) \
-            and all(_is_int(v) for v in pooled_size):
+    elif isinstance(pooled_size, (tuple, list, np.ndarray)) and np.ndim(pooled_size) == 1 \
+            and len(pooled_size) in (1, 2) and all(_is_int(v) for v in pooled_size):
         ph, pw = int(pooled_size[0]), int(pooled_size[-1])
     else:
         raise ValueError(
@@ -177,7 +192,8 @@ def _check_scale(spatial_scale, compat, storage, rmode):
         raise ValueError(f"spatial_scale={s!r} overflows float32, which MXNet stores it in")
     st = np.float32(s)
     if rmode != RMODE_NONE:
-        st = st.astype(storage)
+        with np.errstate(over="ignore"):  # above 65504 it is inf in float16: rows then fail
+            st = st.astype(storage)
     return float(st), s
 
 
@@ -273,14 +289,32 @@ def raise_bad_status(status, rois, N, dtype):
     raise ValueError(f"rois row {row}: {msg} (row = {vals.tolist()})")
 
 
+def _usable_cpus():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_CPUS = _usable_cpus()
+
+
 def check_num_threads(num_threads):
     """One place decides the thread count: None is OpenMP's default, which
-    honours OMP_NUM_THREADS and threadpoolctl; an int >= 1 is used as given."""
+    honours OMP_NUM_THREADS and threadpoolctl; an int >= 1 is used up to the
+    number of processors this process may run on (or OpenMP's default, when
+    that is larger). More threads never help these CPU-bound kernels, and
+    when the OS refuses to create them (address-space or pids limits) libgomp
+    prints "Thread creation failed" and exits the process; results are the
+    same bits for any thread count."""
     if num_threads is None:
         return _roi_pool.omp_max_threads()
     if not _is_int(num_threads) or num_threads < 1:
         raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
-    return min(int(num_threads), 4096)
+    n = int(num_threads)
+    if n <= _CPUS:
+        return n
+    return min(n, max(_CPUS, _roi_pool.omp_max_threads()))
 
 
 def check_argmax_values(argmax, HW, n_threads):
@@ -289,6 +323,7 @@ def check_argmax_values(argmax, HW, n_threads):
         raise TypeError(f"argmax must be an integer array, got dtype {argmax.dtype}")
     if argmax.size == 0:
         return np.ascontiguousarray(argmax, dtype=INT32)
+    argmax = aligned(argmax)
     if argmax.dtype == INT32 and argmax.flags.c_contiguous:
         lo, hi = _roi_pool.int32_range(argmax.reshape(-1), n_threads)
     else:
@@ -313,3 +348,37 @@ def check_data_shape(data_shape, C):
     if shape[2] * shape[3] > _INT32_MAX + 1:
         raise ValueError(f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
     return shape
+
+
+# The kernels keep per-image tables (O(N) memory and time) to group ROIs by
+# image. A batch dimension far larger than the ROI count can only come from a
+# zero-stride (broadcast) view or from empty images; there, the images the
+# ROIs use are renumbered 0..n-1 first, so work and memory follow R, not N
+# (and N near 2**61 cannot overflow the tables' byte counts).
+_COMPACT_MIN_N = 2**16
+
+
+def compact_batch(data_shape, batch_stride, rois_c):
+    """(n, rois) to give the kernel instead of (N, rois_c), or None.
+
+    Only for a batch whose images are all alike or empty (stride 0, or
+    C * H * W == 0), so that images 0..n-1 stand for the ones used. Rows keep
+    their validity: a valid batch index becomes its rank among the used
+    images (an exact integer in the compute dtype), an invalid one (NaN, inf,
+    trunc() outside [0, N)) is left as it is, and stays invalid for n <= N;
+    the caller reports bad rows from rois_c and N. rois_c is never modified.
+    """
+    N, C, H, W = data_shape
+    R = rois_c.shape[0]
+    if N <= _COMPACT_MIN_N or N <= 4 * R or R >= 2**24:
+        return None
+    if not (batch_stride == 0 or C * H * W == 0):
+        return None
+    b = rois_c[:, 0].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        t = np.trunc(b)
+        ok = np.isfinite(b) & (t >= 0) & (t < N)
+    used, rank = np.unique(t[ok], return_inverse=True)
+    rois_k = rois_c.copy()
+    rois_k[ok, 0] = rank.reshape(-1)
+    return max(len(used), 1), rois_k

@@ -1,0 +1,37 @@
+"""Shared by the test files: where the checkout is, whether this run is the
+sanitized one (tools/asan.sh), loading the scripts under tools/ and bench/,
+and running code in a fresh interpreter so a crash or a hang fails a test
+instead of killing pytest."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANITIZED = bool(os.environ.get("ROIPOOL_SANITIZED"))
+
+
+def load_script(relpath, name):
+    """A script of the checkout (e.g. tools/fuzz.py) imported as module `name`."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relpath))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_python(args, timeout, env=None, what="the subprocess", **kw):
+    """sys.executable with `args` (same environment, so the same installed
+    roipool, plus `env`); the CompletedProcess, text mode. A timeout fails the
+    test as a hang, with the output so far."""
+    full_env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    full_env.update(env or {})
+    try:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                              timeout=timeout, env=full_env, **kw)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        pytest.fail(f"{what} hung (killed after {timeout} s); output so far:\n"
+                    f"{(out or '')[-2000:]}\n{(err or '')[-3000:]}")
