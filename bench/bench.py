@@ -449,6 +449,17 @@ def summarize(fwd_rows, bwd_rows, limit):
     return scaling
 
 
+def worst_of(name, rows, key, spec, target, higher_is_better):
+    """(name, text, PASS/MISS/N/A) for a target every row must meet: judged on the worst row."""
+    if not rows:
+        return name, "not measured", "N/A"
+    pick = min if higher_is_better else max
+    worst = pick(r[key] for r in rows)
+    txt = ", ".join(f"{r['workload']} {spec.format(r[key])}x" for r in rows)
+    ok = worst >= target if higher_is_better else worst <= target
+    return name, f"worst {spec.format(worst)}x ({txt})", "PASS" if ok else "MISS"
+
+
 def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
     """[(name, value text, PASS/MISS/N/A)]"""
     out = []
@@ -471,14 +482,9 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
                     "PASS" if s >= TARGET_FWD_VS_PEER else "MISS"))
     for nt in sorted({1, allc}):
         rows = [r for r in fwd_rows if r["threads"] == nt and not r["workload"].startswith("tiny")]
-        name = f"fwd ns/visit per thread <= {TARGET_X_LIMIT:g}x limit at {nt}T (non-tiny)"
-        if not rows:
-            out.append((name, "not measured", "N/A"))
-            continue
-        worst = max(rows, key=lambda r: r["x_limit_per_thread"])
-        txt = ", ".join(f"{r['workload']} {r['x_limit_per_thread']:.2f}" for r in rows)
-        out.append((name, f"worst {worst['x_limit_per_thread']:.2f}x ({txt})",
-                    "PASS" if worst["x_limit_per_thread"] <= TARGET_X_LIMIT else "MISS"))
+        out.append(worst_of(f"fwd ns/visit per thread <= {TARGET_X_LIMIT:g}x limit at {nt}T "
+                            "(non-tiny)", rows, "x_limit_per_thread", "{:.2f}", TARGET_X_LIMIT,
+                            higher_is_better=False))
     sc = {k: v for k, v in scaling.items() if not k.startswith("tiny")}
     name = f"1->{allc} threads >= {TARGET_SCALING:g}x (non-tiny)"
     if sc:
@@ -497,14 +503,9 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
         out.append((name, "not measured", "N/A"))
     for nt in sorted({1, allc}):
         rows = [b for b in bwd_rows if b["threads"] == nt and "speedup_torchvision" in b]
-        name = f"backward {nt}T >= {TARGET_BWD_VS_TV:g}x torchvision (every non-tiny)"
-        if not rows:
-            out.append((name, "not measured", "N/A"))
-            continue
-        worst = min(rows, key=lambda b: b["speedup_torchvision"])
-        txt = ", ".join(f"{b['workload']} {b['speedup_torchvision']:.1f}x" for b in rows)
-        out.append((name, f"worst {worst['speedup_torchvision']:.1f}x ({txt})",
-                    "PASS" if worst["speedup_torchvision"] >= TARGET_BWD_VS_TV else "MISS"))
+        out.append(worst_of(f"backward {nt}T >= {TARGET_BWD_VS_TV:g}x torchvision (every "
+                            "non-tiny)", rows, "speedup_torchvision", "{:.1f}", TARGET_BWD_VS_TV,
+                            higher_is_better=True))
     return out
 
 
