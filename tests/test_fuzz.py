@@ -126,3 +126,18 @@ def test_model_rejects_what_the_contract_rejects():
         exp = fz.expect_forward(*args)
         assert not exp.valid
         assert any(exc in f.exc and needle in f.needles for f in exp.faults), (needle, exp.faults)
+
+
+def test_out_beside_an_input_in_one_block_is_not_a_modified_input():
+    """The harness snapshots the whole memory block behind an input view; an
+    out= buffer in the same block, beside (not over) the input's elements, is
+    a valid call and may be written. A write next to the input is still seen."""
+    block = np.zeros(4096, np.float32)
+    grad_out = block[2048:].reshape(2, 2, 16, 32)[:, :, ::2, ::2]  # strided, high half
+    out = block[:1024].reshape(1, 2, 16, 32)                       # low part of the block
+    snap = fz.snapshot(grad_out)
+    out[...] = 1.0
+    assert not fz.unchanged(snap)                # without exemptions a change is seen
+    assert fz.unchanged(snap, writable=(out,))   # the out= buffer's bytes are exempt
+    block[1500] = 2.0                            # not out, not grad_out's elements
+    assert not fz.unchanged(snap, writable=(out,))
