@@ -230,3 +230,20 @@ def test_messages_are_readable():
     msg = str(e.value)
     # names the row, what is wrong, and the allowed range
     assert re.search(r"rois row 2", msg) and "batch" in msg and str(N) in msg
+
+
+@pytest.mark.parametrize("bad", [H * W, 2**31 - 1, -2, -2**31])
+@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+def test_backward_bad_argmax_found_in_kernel_leaves_out_untouched(bad, where, num_threads):
+    """An int32 C-contiguous argmax goes to the kernel unchecked and is checked
+    there as it is read: a bad value in the first or the last element, on any
+    thread count, still raises the argmax error before out= is written."""
+    g, r, a, s = backward_inputs()
+    a = a.copy()
+    a.flat[0 if where == "first" else -1] = bad
+    assert a.dtype == np.int32 and a.flags.c_contiguous
+    out = np.full(s, 7.0, np.float32)
+    backward_checked(ValueError, r"argmax values must lie in \[-1, H\*W\)", g, r, a, s,
+                     out=out, num_threads=num_threads)
+    assert (out == 7.0).all()

@@ -438,6 +438,10 @@ def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=No
     if not (num_threads is None or (is_int(num_threads) and num_threads >= 1)):
         faults.append(Fault("num_threads", ValueError))
     a = as_array(argmax)
+    # An argmax value outside [-1, H*W) may be reported before or after the
+    # other faults (the kernel checks int32 argmax as it reads it, after the
+    # ROI scan and the buffers): it is allowed beside each of them.
+    rf = []
     if a is None:
         faults.append(Fault("argmax", (TypeError, ValueError)))
     else:
@@ -446,19 +450,19 @@ def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=No
         if a.dtype.kind not in "iu":
             faults.append(Fault("argmax", TypeError))
         elif ds is not None and a.size and (int(a.min()) < -1 or int(a.max()) >= ds[2] * ds[3]):
-            faults.append(Fault("argmax", ValueError))
+            rf.append(Fault("argmax", ValueError))
     r = rois_faults(rois, faults)
     if r is not None and r.ndim == 2 and r.shape[1] == 5:
         if g is not None and g.ndim == 4 and r.shape[0] != g.shape[0]:
             faults.append(Fault("rois", ValueError))
     if faults:
-        return Expect(faults)
+        return Expect(faults + rf)
     N, C, H, W = ds
     if out is not None:
         # C-contiguous or channels-last (as forward's out=), filled and returned
         f = buffer_fault(out, "out", ds, T, (grad_out, argmax, rois), allow_cl=True)
         if f is not None:
-            return Expect([f])
+            return Expect([f] + rf)
     csize = 8 if T.itemsize == 8 else 4
     nbytes = N * C * H * W * csize
     if nbytes >= HUGE_BYTES or span_bytes(ds, csize) >= 2**63:
@@ -469,9 +473,9 @@ def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=No
         rois_T = r.astype(T)
         rowf, _ = scan_rois(rois_T, None, N, None, False, True)
         if rowf is not None:
-            return Expect(faults + [rowf], maybe=maybe)
-        if faults:
-            return Expect(faults, maybe=maybe)
+            return Expect(faults + [rowf] + rf, maybe=maybe)
+        if faults or rf:
+            return Expect(faults + rf, maybe=maybe)
         ar = Arith(T, reduced)
         grad = np.zeros(ds, T)
         go = g.astype(T)

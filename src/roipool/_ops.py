@@ -132,7 +132,7 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     argmax = v.as_array(argmax, "argmax")
     if argmax.shape != grad_out.shape:
         raise ValueError(f"argmax has shape {argmax.shape}, expected grad_out's {grad_out.shape}")
-    am = v.check_argmax_values(argmax, shape[2] * shape[3], n_threads)
+    am, am_checked = v.check_argmax_values(argmax, shape[2] * shape[3], n_threads)
     rois_c = v.check_rois(rois, compute, rmode, storage, R=grad_out.shape[0])
     out_cl = False
     if out is not None:
@@ -140,8 +140,12 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
                                 (("grad_out", grad_out), ("argmax", argmax_in), ("rois", rois)))
     # The kernel writes aligned C-contiguous memory in the compute dtype; a
     # channels-last, misaligned or reduced-precision out= is filled from a
-    # temporary after success.
-    if out is not None and rmode == v.RMODE_NONE and not out_cl and out.flags.aligned:
+    # temporary after success. So is any out= while argmax is unchecked: the
+    # kernel finds a bad value only after writing, and out= stays untouched
+    # on error. (The copy is of grad's size, far less than the pass over
+    # argmax it saves when R * PH * PW exceeds N * H * W.)
+    if out is not None and rmode == v.RMODE_NONE and not out_cl and out.flags.aligned \
+            and am_checked:
         k_out = out
     else:
         k_out = v.alloc(shape, compute, "out")
@@ -153,6 +157,8 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
         k_grad_data = np.empty((k_n,) + shape[1:], compute)
     status = _roi_pool.backward(k_grad, k_rois, am, k_n, shape[2], shape[3], k_grad_data,
                                 rmode, n_threads)
+    if status == v.BAD_ARGMAX:
+        v.check_argmax_range(am, shape[2] * shape[3], n_threads)
     if status != -1:
         v.raise_bad_status(status, rois_c, shape[0], storage)
     if out is not None:

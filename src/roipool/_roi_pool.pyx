@@ -11,7 +11,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
 from libc.stdint cimport int32_t, int64_t, uint16_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num, roipool_omp_pause
@@ -43,6 +43,7 @@ cdef extern from "_simd.h" nogil:
 cdef enum:
     OK = -1
     NO_MEMORY = -2
+    BAD_ARGMAX = -3    # backward: an argmax value outside [-1, H*W)
     BAD_BATCH_NONFINITE = 1
     BAD_BATCH_RANGE = 2
     BAD_COORD_NONFINITE = 3
@@ -462,6 +463,8 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     cdef Py_ssize_t R = grad_out.shape[0], C = grad_out.shape[1]
     cdef Py_ssize_t PHPW = grad_out.shape[2] * grad_out.shape[3], HW = H * W
     cdef Py_ssize_t status, t, n, c, c0, nc, i, r, k, nt, B, nblocks
+    cdef int32_t a
+    cdef unsigned char *bad = NULL
     cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
@@ -483,6 +486,12 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     B = _block_size(C, HW, sizeof(floating), True)
     nblocks = (C + B - 1) // B
     nt = max(1, min(<Py_ssize_t>n_threads, N * nblocks))
+    # argmax is range-checked here, as it is read, instead of in a separate
+    # pass over it (it is as large as grad_out): one flag per task, no race.
+    bad = <unsigned char *>calloc(N * nblocks, 1)
+    if bad == NULL:
+        free(geom); free(order); free(offsets)
+        return NO_MEMORY
     for t in prange(N * nblocks, nogil=True, schedule='dynamic', num_threads=nt):
         n = t // nblocks
         c0 = (t % nblocks) * B
@@ -495,18 +504,27 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
             am = &argmax[r, c0, 0, 0]
             for c in range(nc):
                 for k in range(PHPW):
-                    if am[c * PHPW + k] >= 0:
+                    a = am[c * PHPW + k]
+                    if <size_t>a < <size_t>HW:  # 0 <= a < H*W
                         # float16/bfloat16: every add is rounded, as in half_t
-                        plane[c * HW + am[c * PHPW + k]] = _rt(
-                            plane[c * HW + am[c * PHPW + k]] + go[c * PHPW + k], rmode)
-    free(geom); free(order); free(offsets)
-    return OK
+                        plane[c * HW + a] = _rt(plane[c * HW + a] + go[c * PHPW + k], rmode)
+                    elif a != -1:
+                        bad[t] = 1
+    status = OK
+    for t in range(N * nblocks):
+        if bad[t]:
+            status = BAD_ARGMAX
+            break
+    free(geom); free(order); free(offsets); free(bad)
+    return status
 
 
 def backward(grad_out, rois, argmax, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
              grad, int rmode, int n_threads):
-    """Scatter grad_out through argmax into grad (all C-contiguous, argmax
-    already checked to lie in [-1, H*W)). Returns OK or a bad ROI row code."""
+    """Scatter grad_out through argmax into grad (all C-contiguous). Returns
+    OK, NO_MEMORY, BAD_ARGMAX (a value outside [-1, H*W), skipped; grad is
+    then partly written) or a bad ROI row code. With N * C * H * W == 0
+    nothing is scattered and argmax is not read."""
     if grad_out.dtype.itemsize == 4:
         return _backward_call(<float>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)
     return _backward_call(<double>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)

@@ -24,6 +24,7 @@ _COMPAT = ("mxnet", "torchvision")
 
 # Rounding modes shared with the kernel (_roi_pool.pyx).
 RMODE_NONE, RMODE_HALF, RMODE_BF16 = 0, 1, 2
+BAD_ARGMAX = -3  # kernel status: an argmax value outside [-1, H*W)
 
 
 def _bfloat16():
@@ -318,12 +319,22 @@ def check_num_threads(num_threads):
 
 
 def check_argmax_values(argmax, HW, n_threads):
-    """argmax for backward: integer, each value -1 or inside the H*W plane."""
+    """argmax for backward as int32 C-contiguous, and whether its values are
+    already known to lie in [-1, H*W). An int32 C-contiguous argmax is passed
+    as it is and the kernel checks each value as it reads it (a separate pass
+    would read as many bytes again as the whole backward); a conversion is
+    checked first, since casting to int32 could wrap a bad value into range."""
     if argmax.dtype.kind not in "iu":
         raise TypeError(f"argmax must be an integer array, got dtype {argmax.dtype}")
-    if argmax.size == 0:
-        return np.ascontiguousarray(argmax, dtype=INT32)
     argmax = aligned(argmax)
+    if argmax.size == 0 or (argmax.dtype == INT32 and argmax.flags.c_contiguous and HW):
+        return np.ascontiguousarray(argmax, dtype=INT32), argmax.size == 0
+    check_argmax_range(argmax, HW, n_threads)
+    return np.ascontiguousarray(argmax, dtype=INT32), True
+
+
+def check_argmax_range(argmax, HW, n_threads):
+    """Raise the argmax ValueError unless every value lies in [-1, H*W)."""
     if argmax.dtype == INT32 and argmax.flags.c_contiguous:
         lo, hi = _roi_pool.int32_range(argmax.reshape(-1), n_threads)
     else:
@@ -332,7 +343,6 @@ def check_argmax_values(argmax, HW, n_threads):
         raise ValueError(
             f"argmax values must lie in [-1, H*W) = [-1, {HW}), got min {lo} and max {hi}"
         )
-    return np.ascontiguousarray(argmax, dtype=INT32)
 
 
 def check_data_shape(data_shape, C):
