@@ -111,6 +111,7 @@ class BuildExt(build_ext):
 
 
 def extensions():
+    import numpy
     from Cython.Build import cythonize
 
     directives = {
@@ -126,7 +127,7 @@ def extensions():
         "roipool._roi_pool",
         sources=["src/roipool/_roi_pool.pyx"],
         depends=["src/roipool/_simd.h", "src/roipool/_openmp.pxd"],
-        include_dirs=["src/roipool"],
+        include_dirs=["src/roipool", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     return cythonize([ext], compiler_directives=directives)

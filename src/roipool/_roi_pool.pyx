@@ -7,6 +7,7 @@
 # the Python layer turns them into exceptions.  No output is written before
 # that scan has passed.
 
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
@@ -15,6 +16,8 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num, roipool_omp_pause
+
+cnp.import_array()
 
 cdef extern from "_simd.h" nogil:
     void roipool_bin_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
@@ -410,15 +413,15 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
 
 
 def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
-            Py_ssize_t PH, Py_ssize_t PW, out, bint out_cl, argmax, bint am_cl,
-            int n_threads):
+            Py_ssize_t PH, Py_ssize_t PW, cnp.ndarray out not None, bint out_cl,
+            cnp.ndarray argmax, bint am_cl, int n_threads):
     """Pool; returns OK (-1), NO_MEMORY (-2) or a bad row as r * 8 + code.
 
     data: float32/float64 [N, C, H, W], any strides; rois C-contiguous in
     data's dtype; out/argmax: [R, C, PH, PW] whose memory is C-contiguous
     [R, C, PH, PW] or, with out_cl/am_cl, [R, PH, PW, C]; argmax may be None.
     """
-    if out.size == 0:  # nothing to write; the ROI scan still runs
+    if cnp.PyArray_SIZE(out) == 0:  # nothing to write; the ROI scan still runs
         out = argmax = None
     if data.dtype.itemsize == 4:
         return _forward_call(<float>0, data, rois, scale_t, scale_d, tv, rmode, PH, PW,
@@ -428,31 +431,22 @@ def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
 
 
 cdef Py_ssize_t _forward_call(floating kind, data, rois, double scale_t, double scale_d,
-                              bint tv, int rmode, Py_ssize_t PH, Py_ssize_t PW, out,
-                              bint out_cl, argmax, bint am_cl, int n_threads):
+                              bint tv, int rmode, Py_ssize_t PH, Py_ssize_t PW,
+                              cnp.ndarray out, bint out_cl, cnp.ndarray argmax, bint am_cl,
+                              int n_threads):
     """Typed views for _forward[floating] (`kind` only selects the type)."""
     cdef const floating[:, :, :, :] d = data
     cdef const floating[:, ::1] r = rois
-    cdef floating[::1] o
-    cdef int32_t[::1] am
-    cdef floating *o_ptr = NULL
-    cdef int32_t *am_ptr = NULL
+    # out and argmax are contiguous blocks (checked or allocated so by the
+    # Python layer): their data pointers are all the kernel needs, and taking
+    # them costs far less than a typed view, which matters on small calls.
+    cdef floating *o_ptr = NULL if out is None else <floating *>cnp.PyArray_DATA(out)
+    cdef int32_t *am_ptr = NULL if argmax is None else <int32_t *>cnp.PyArray_DATA(argmax)
     cdef Py_ssize_t status
-    if out is not None:
-        o = _flat(out, out_cl)
-        o_ptr = &o[0]
-    if argmax is not None:
-        am = _flat(argmax, am_cl)
-        am_ptr = &am[0]
     with nogil:
         status = _forward(d, r, scale_t, scale_d, tv, rmode, PH, PW, o_ptr, out_cl,
                           am_ptr, am_cl, n_threads)
     return status
-
-
-cdef _flat(a, bint cl):
-    """The contiguous memory of an [R, C, PH, PW] buffer, as a 1-D view."""
-    return (a.transpose(0, 2, 3, 1) if cl else a).reshape(-1)
 
 
 cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,

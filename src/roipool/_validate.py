@@ -123,9 +123,10 @@ def check_rois(rois, compute, rmode, storage, R=None):
         )
     if R is not None and rois.shape[0] != R:
         raise ValueError(f"rois has {rois.shape[0]} rows but grad_out has {R} ROIs")
-    if rois.dtype == compute and rmode == RMODE_NONE and rois.flags.c_contiguous \
-            and rois.flags.aligned:
-        return rois
+    if rois.dtype == compute and rmode == RMODE_NONE:
+        flags = rois.flags
+        if flags.c_contiguous and flags.aligned:
+            return rois
     return aligned(to_compute(rois, compute, rmode, storage))
 
 
@@ -166,7 +167,10 @@ _scale_cache = {}
 def check_scale(spatial_scale, compat, storage, rmode):
     """(scale in T as a float, scale as given) per SEMANTICS: MXNet keeps the
     parameter as a C float, then converts it to T."""
-    key = (spatial_scale, compat, storage) if type(spatial_scale) is float else None
+    # the result depends on the storage dtype only in reduced precision
+    key = None
+    if type(spatial_scale) is float:
+        key = (spatial_scale, compat) if rmode == RMODE_NONE else (spatial_scale, compat, storage)
     hit = _scale_cache.get(key) if key is not None else None
     if hit is not None:
         return hit
@@ -378,9 +382,11 @@ def compact_batch(data_shape, batch_stride, rois_c):
     trunc() outside [0, N)) is left as it is, and stays invalid for n <= N;
     the caller reports bad rows from rois_c and N. rois_c is never modified.
     """
+    if data_shape[0] <= _COMPACT_MIN_N:  # every real batch: nothing to do
+        return None
     N, C, H, W = data_shape
     R = rois_c.shape[0]
-    if N <= _COMPACT_MIN_N or N <= 4 * R or R >= 2**24:
+    if N <= 4 * R or R >= 2**24:
         return None
     if not (batch_stride == 0 or C * H * W == 0):
         return None
