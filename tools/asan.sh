@@ -60,6 +60,34 @@ for lib in "$LIBASAN" "$LIBUBSAN"; do
         exit 2
     fi
 done
+# The build runs setup.py directly, so the build requirements and the test
+# extra of pyproject.toml must be in $PY itself (no isolated build env here).
+"$PY" - "$HERE/pyproject.toml" <<'EOF' || exit 2
+import re, sys
+from importlib.metadata import version, PackageNotFoundError
+try:
+    import tomllib
+except ImportError:  # Python 3.10: check the build requirements only
+    tomllib = None
+reqs = ["setuptools>=77", "Cython>=3.0", "numpy>=2.0"]
+if tomllib:
+    with open(sys.argv[1], "rb") as f:
+        meta = tomllib.load(f)
+    reqs = meta["build-system"]["requires"] + meta["project"]["optional-dependencies"]["test"]
+bad = []
+for req in reqs:
+    name, _, low = re.match(r"([A-Za-z0-9_.-]+)\s*(>=\s*([0-9.]+))?", req).groups()
+    try:
+        have = version(name)
+    except PackageNotFoundError:
+        have = None
+    key = lambda v: [int(p) for p in re.findall(r"\d+", v)[:3]]
+    if have is None or (low and key(have) < key(low)):
+        bad.append(req)
+if bad:
+    sys.exit("asan.sh: %s lacks %s; run: %s -m pip install %s"
+             % (sys.executable, ", ".join(bad), sys.executable, " ".join(repr(r) for r in bad)))
+EOF
 echo "== building a sanitized copy in $SRC"
 (
     cd "$SRC"
@@ -81,6 +109,9 @@ export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=0
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87"
 export ROIPOOL_SANITIZED=1
 export PYTHONFAULTHANDLER=1
+# This run tests the sanitized build in its source copy on purpose; CI=true
+# makes the packaging tests demand an installed wheel, which is .ci/run's job.
+unset CI
 # Fewer OpenMP threads than cores keeps ASan's shadow bookkeeping cheap but
 # still runs the parallel paths.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
