@@ -33,6 +33,7 @@ def _cases():
             data = rng.integers(-4, 5, (N, C, H, W)).astype(dtype)  # many ties
             data[rng.random(data.shape) < 0.05] = np.nan
             data[rng.random(data.shape) < 0.05] = -np.inf
+            data[rng.random(data.shape) < 0.05] = -0.0  # ties with +0.0 keep the first
             R = 9
             xy = rng.uniform(-4, 18, (R, 4))
             rois = np.column_stack([rng.integers(0, N, R), xy]).astype(dtype)
@@ -68,3 +69,57 @@ def test_environment_forces_path(isa):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120, check=True).stdout.strip()
     assert out == isa
+
+
+
+@pytest.fixture
+def restore_tuning():
+    before = roipool._roi_pool._set_tuning()
+    yield
+    roipool._roi_pool._set_tuning(*before)
+
+
+@pytest.mark.parametrize("isa", SUPPORTED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_channel_block_size_gives_the_reference(isa, dtype, restore_isa, restore_tuning):
+    # The block of channels pooled together shrinks with the cache budget
+    # (8, 16, ..., 64 channels); each size takes other vector loops and tails.
+    rng = np.random.default_rng(5)
+    N, C, H, W = 2, 70, 9, 11
+    data = rng.integers(-3, 4, (N, C, H, W)).astype(dtype)
+    data[rng.random(data.shape) < 0.03] = np.nan
+    rois = np.column_stack([rng.integers(0, N, 12), rng.uniform(-3, 14, (12, 4))]).astype(dtype)
+    ref = ref_forward(data, rois, (3, 2), 0.9)
+    roipool.set_isa(isa)
+    for block in range(8, 72, 8):
+        roipool._roi_pool._set_tuning(cache_budget=block * H * W * data.itemsize)
+        got = roipool.roi_pooling(data, rois, (3, 2), 0.9, return_argmax=True, num_threads=2)
+        np.testing.assert_array_equal(got[0], ref[0], err_msg=f"block {block}")
+        np.testing.assert_array_equal(got[1], ref[1], err_msg=f"block {block}")
+
+
+def _sysfs_l2_bytes():
+    """The L2 size Linux reports in sysfs (an independent source), else 0."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            with open(os.path.join(base, index, "level")) as f:
+                if f.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, index, "size")) as f:
+                size = f.read().strip()
+            return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]]
+    except (OSError, ValueError, KeyError):
+        pass
+    return 0
+
+
+def test_block_budget_is_half_the_l2_cache():
+    l2 = roipool._roi_pool.l2_cache_bytes()
+    if l2 and _sysfs_l2_bytes():  # glibc reports it; musl and others give 0
+        assert l2 == _sysfs_l2_bytes()
+    want = 256 << 10 if l2 <= 0 else min(max(l2 // 2, 128 << 10), 1 << 20)
+    code = "import roipool; print(roipool._roi_pool._set_tuning()[0])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert int(out) == want

@@ -12,10 +12,10 @@ from roipool._version import __version__
 from roipool._ops import roi_pooling, roi_pooling_backward
 from roipool import _roi_pool
 from roipool._roi_pool import openmp_enabled
-from roipool._config import get_isa, set_isa, show_config, supported_isas, _select_at_import
+from roipool._config import get_isa, set_isa, show_config, supported_isas, _configure_at_import
 
-_select_at_import()
-del _select_at_import
+_configure_at_import()
+del _configure_at_import
 
 # GNU libgomp's worker pool does not survive fork(): a child's next parallel
 # region would wait forever for workers that were not copied. Free the pool

@@ -25,10 +25,19 @@ def get_isa():
     return ISA_NAMES[_roi_pool.get_isa()]
 
 
-def _select_at_import():
+def block_budget():
+    """Bytes for one gathered channel block of the feature map: half the L2
+    cache the C library reports (the rest holds the bin results and ROI
+    tables), within 128 KiB - 1 MiB; 256 KiB where the size is unknown."""
+    l2 = _roi_pool.l2_cache_bytes()
+    return min(max(l2 // 2, 128 << 10), 1 << 20) if l2 > 0 else 256 << 10
+
+
+def _configure_at_import():
     # ROIPOOL_ISA=baseline forces the portable path (e.g. to compare paths).
     want = os.environ.get("ROIPOOL_ISA", "").strip().lower() or ISA_NAMES[-1]
-    return set_isa(want if want in ISA_NAMES else ISA_NAMES[-1])
+    set_isa(want if want in ISA_NAMES else ISA_NAMES[-1])
+    _roi_pool._set_tuning(cache_budget=block_budget())
 
 
 def show_config(file=None):
@@ -52,5 +61,6 @@ def show_config(file=None):
         f"threads (omp_get_max_threads): {_roi_pool.omp_max_threads()}",
         f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
         f"simd path: {get_isa()} (supported: {', '.join(supported_isas())})",
+        f"channel block budget: {_roi_pool._set_tuning()[0] // 1024} KiB",
     ]
     print("\n".join(lines), file=file)

@@ -39,6 +39,7 @@ cdef extern from "_simd.h" nogil:
     void roipool_store_fence() noexcept
     int roipool_set_isa(int level) noexcept
     int roipool_get_isa() noexcept
+    long roipool_l2_cache_bytes() noexcept
     float roipool_round_half(float x) noexcept
     float roipool_round_bf16(float x) noexcept
 
@@ -62,7 +63,8 @@ cdef enum:
 
 cdef extern from "float.h":
     const float FLT_MAX
-# Channel blocks are sized so one gathered block of the map stays in L2.
+# Channel blocks are sized so one gathered block of the map stays in L2;
+# roipool._config sets this from the L2 size at import.
 cdef Py_ssize_t _cache_budget = 256 * 1024
 cdef Py_ssize_t _max_block = 64
 # Outputs larger than this are written with non-temporal stores.
@@ -496,6 +498,10 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     # in ascending ROI order: no atomics, bit-identical for any thread count.
     # Blocks fit in L2, and each ROI contributes one contiguous grad_out chunk.
     B = _block_size(C, HW, sizeof(floating), True)
+    # Smaller blocks until every thread has about two (a block is the unit
+    # of work: ROIs cannot be split without atomics).
+    while B > 1 and N * ((C + B - 1) // B) < 2 * n_threads:
+        B = (B + 1) // 2
     nblocks = (C + B - 1) // B
     nt = max(1, min(<Py_ssize_t>n_threads, N * nblocks))
     # argmax is range-checked here, as it is read, instead of in a separate
@@ -674,10 +680,22 @@ def set_isa(int level):
     return roipool_set_isa(level)
 
 
-def _set_tuning(Py_ssize_t cache_budget, Py_ssize_t max_block, Py_ssize_t stream_bytes):
-    """Tuning knobs for benchmarks and tests: bytes of a gathered block, max
-    channels per block, output size above which stores are streamed."""
+def l2_cache_bytes():
+    """L2 cache size the C library reports (0 when unknown)."""
+    return roipool_l2_cache_bytes()
+
+
+def _set_tuning(Py_ssize_t cache_budget=-1, Py_ssize_t max_block=-1,
+                Py_ssize_t stream_bytes=-1):
+    """Tuning knobs (set at import, and by benchmarks and tests): bytes of a
+    gathered block, max channels per block, output size above which stores
+    are streamed; -1 keeps a value. Not for use while calls are running.
+    Returns the values in effect."""
     global _cache_budget, _max_block, _stream_bytes
-    _cache_budget = cache_budget
-    _max_block = max(1, max_block)
-    _stream_bytes = stream_bytes
+    if cache_budget >= 0:
+        _cache_budget = cache_budget
+    if max_block >= 0:
+        _max_block = max(1, max_block)
+    if stream_bytes >= 0:
+        _stream_bytes = stream_bytes
+    return _cache_budget, _max_block, _stream_bytes
