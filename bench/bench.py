@@ -449,15 +449,16 @@ def summarize(fwd_rows, bwd_rows, limit):
     return scaling
 
 
-def worst_of(name, rows, key, spec, target, higher_is_better):
-    """(name, text, PASS/MISS/N/A) for a target every row must meet: judged on the worst row."""
+def worst_of(name, rows, key, spec, target, higher_is_better, status=None):
+    """(name, text, PASS/MISS/N/A) for a bound every row must meet, judged on
+    the worst row; `status` replaces PASS/MISS for lines that are not targets."""
     if not rows:
         return name, "not measured", "N/A"
     pick = min if higher_is_better else max
     worst = pick(r[key] for r in rows)
     txt = ", ".join(f"{r['workload']} {spec.format(r[key])}x" for r in rows)
     ok = worst >= target if higher_is_better else worst <= target
-    return name, f"worst {spec.format(worst)}x ({txt})", "PASS" if ok else "MISS"
+    return name, f"worst {spec.format(worst)}x ({txt})", status or ("PASS" if ok else "MISS")
 
 
 def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
@@ -480,11 +481,20 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
         s, sa = v[f"speedup_{peer}"], v[f"speedup_{peer}_alloc"]
         out.append((name, f"{s:.1f}x with out= ({sa:.1f}x allocating)",
                     "PASS" if s >= TARGET_FWD_VS_PEER else "MISS"))
+    # The issue sets the limit and backward targets on vgg16-frcnn at all
+    # cores; the same bound over every workload and thread count is shown
+    # beside them as "info" (stricter, not a target).
+    name = f"vgg16-frcnn fwd {allc}T ns/visit per thread <= {TARGET_X_LIMIT:g}x limit"
+    if v is None:
+        out.append((name, "not measured", "N/A"))
+    else:
+        x = v["x_limit_per_thread"]
+        out.append((name, f"{x:.2f}x", "PASS" if x <= TARGET_X_LIMIT else "MISS"))
     for nt in sorted({1, allc}):
         rows = [r for r in fwd_rows if r["threads"] == nt and not r["workload"].startswith("tiny")]
-        out.append(worst_of(f"fwd ns/visit per thread <= {TARGET_X_LIMIT:g}x limit at {nt}T "
-                            "(non-tiny)", rows, "x_limit_per_thread", "{:.2f}", TARGET_X_LIMIT,
-                            higher_is_better=False))
+        out.append(worst_of(f"(every non-tiny workload) fwd ns/visit per thread <= "
+                            f"{TARGET_X_LIMIT:g}x limit at {nt}T", rows, "x_limit_per_thread",
+                            "{:.2f}", TARGET_X_LIMIT, higher_is_better=False, status="info"))
     sc = {k: v for k, v in scaling.items() if not k.startswith("tiny")}
     name = f"1->{allc} threads >= {TARGET_SCALING:g}x (non-tiny)"
     if sc:
@@ -501,11 +511,19 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
         out.append((name, txt, "PASS" if worst <= TARGET_TINY_US else "MISS"))
     else:
         out.append((name, "not measured", "N/A"))
+    name = f"vgg16-frcnn backward {allc}T >= {TARGET_BWD_VS_TV:g}x torchvision"
+    b = next((b for b in bwd_rows if b["workload"] == "vgg16-frcnn" and b["threads"] == allc
+              and "speedup_torchvision" in b), None)
+    if b is None:
+        out.append((name, "not measured", "N/A"))
+    else:
+        x = b["speedup_torchvision"]
+        out.append((name, f"{x:.1f}x", "PASS" if x >= TARGET_BWD_VS_TV else "MISS"))
     for nt in sorted({1, allc}):
         rows = [b for b in bwd_rows if b["threads"] == nt and "speedup_torchvision" in b]
-        out.append(worst_of(f"backward {nt}T >= {TARGET_BWD_VS_TV:g}x torchvision (every "
-                            "non-tiny)", rows, "speedup_torchvision", "{:.1f}", TARGET_BWD_VS_TV,
-                            higher_is_better=True))
+        out.append(worst_of(f"(every non-tiny workload) backward {nt}T >= "
+                            f"{TARGET_BWD_VS_TV:g}x torchvision", rows, "speedup_torchvision",
+                            "{:.1f}", TARGET_BWD_VS_TV, higher_is_better=True, status="info"))
     return out
 
 
