@@ -283,11 +283,21 @@ class Contestant:
         self.samples = []
 
 
-def round_robin(contestants, warmup=1):
+# Worker threads of the runtimes spin for a while after a call (ONNX
+# Runtime's intra-op pool, the OpenMP pools of torch and roipool) and would
+# take a core from the next contestant; a pause before each sample lets them
+# go to sleep. Without it roipool's short 2-thread calls measured up to 40%
+# slower right after an ORT call (1->2 thread scaling of vgg16-frcnn-300 read
+# 1.47-1.50x; with it 1.76-2.17x on the same machine).
+PAUSE_S = 0.02
+
+
+def round_robin(contestants, warmup=1, pause=PAUSE_S):
     """Time the contestants in rounds: sample i of every contestant, then
     sample i + 1, ... so that a change in the machine's load (shared, noisy)
     hits all of them alike instead of whichever was being timed at the time.
-    Each contestant first gets `warmup` untimed samples. Garbage collector
+    Each contestant first gets `warmup` untimed samples, and every sample
+    starts `pause` seconds after the previous one ended. Garbage collector
     off, as timeit does (no gc.collect() first: with torch imported one
     takes ~0.3 s)."""
     was = gc.isenabled()
@@ -302,6 +312,10 @@ def round_robin(contestants, warmup=1):
                 if i < c.repeat:
                     if c.setup:
                         c.setup()
+                    # busy, not sleep(): an idle vCPU comes back slow on a VM
+                    end = time.perf_counter() + pause
+                    while time.perf_counter() < end:
+                        pass
                     c.samples += wl.time_samples(c.fn, repeat=1, number=c.number, warmup=0)
     finally:
         if was:
