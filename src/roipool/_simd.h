@@ -457,6 +457,14 @@ static long roipool_l2_cache_bytes(void)
 #endif
 }
 
+/* A read hint for the next chunk of a stream, to L2 (a chunk can be larger
+ * than L1; the T0 hint made r50-c4 3% slower). No-op where unsupported. */
+#if defined(__GNUC__) || defined(__clang__)
+#define roipool_prefetch(p) __builtin_prefetch((const void *)(p), 0, 2)
+#else
+#define roipool_prefetch(p) ((void)(p))
+#endif
+
 /* ---- reduced precision ------------------------------------------------- */
 
 static inline uint32_t roipool_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
