@@ -20,16 +20,14 @@ from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread
 cnp.import_array()
 
 cdef extern from "_simd.h" nogil:
-    void roipool_bin_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
-                             Py_ssize_t W, Py_ssize_t hs, Py_ssize_t he,
-                             Py_ssize_t ws, Py_ssize_t we, Py_ssize_t nc,
-                             float init, float *best, int32_t *idx_out,
-                             int32_t *idx) noexcept
-    void roipool_bin_max_f64(const double *base, Py_ssize_t sH, Py_ssize_t sW,
-                             Py_ssize_t W, Py_ssize_t hs, Py_ssize_t he,
-                             Py_ssize_t ws, Py_ssize_t we, Py_ssize_t nc,
-                             double init, double *best, int32_t *idx_out,
-                             int64_t *idx) noexcept
+    void roipool_roi_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
+                             Py_ssize_t W, const Py_ssize_t *g, Py_ssize_t PH,
+                             Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t nc,
+                             float init, float *res, int32_t *ires, int32_t *idx) noexcept
+    void roipool_roi_max_f64(const double *base, Py_ssize_t sH, Py_ssize_t sW,
+                             Py_ssize_t W, const Py_ssize_t *g, Py_ssize_t PH,
+                             Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t nc,
+                             double init, double *res, int32_t *ires, int64_t *idx) noexcept
     int roipool_isa_supported(int level) noexcept
     void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t G,
                              Py_ssize_t ld, void *dst) noexcept
@@ -240,7 +238,7 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
                      bint am_cl) noexcept nogil:
     """Pool channels [c0, c0 + nc) of image n for the ROIs order[i0:i1]."""
     cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW, PHPW = PH * PW
-    cdef Py_ssize_t i, r, j, h, w, k, k0, k1, ph, pw, hs, he, ws, we, bh, bw
+    cdef Py_ssize_t i, r, j, h, w, k0, k1, bh, bw
     cdef const floating *src = data + n * sN + c0 * sC
     cdef const floating *base
     cdef const Py_ssize_t *g
@@ -268,23 +266,12 @@ cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
         k0 = 0
         while k0 < PHPW:
             k1 = min(k0 + group, PHPW)
-            for k in range(k0, k1):
-                ph = k // PW
-                pw = k - ph * PW
-                hs, he = g[1 + ph], g[1 + PH + ph]
-                ws, we = g[1 + 2 * PH + pw], g[1 + 2 * PH + PW + pw]
-                if he <= hs or we <= ws:
-                    for j in range(nc):
-                        res[(k - k0) * nc + j] = 0
-                        ires[(k - k0) * nc + j] = -1
-                elif floating is float:
-                    roipool_bin_max_f32(base, bh, bw, W, hs, he, ws, we, nc, init,
-                                        res + (k - k0) * nc, ires + (k - k0) * nc,
-                                        <int32_t *>idx_scratch)
-                else:
-                    roipool_bin_max_f64(base, bh, bw, W, hs, he, ws, we, nc, init,
-                                        res + (k - k0) * nc, ires + (k - k0) * nc,
-                                        <int64_t *>idx_scratch)
+            if floating is float:
+                roipool_roi_max_f32(base, bh, bw, W, g + 1, PH, PW, k0, k1, nc, init, res,
+                                    ires, <int32_t *>idx_scratch)
+            else:
+                roipool_roi_max_f64(base, bh, bw, W, g + 1, PH, PW, k0, k1, nc, init, res,
+                                    ires, <int64_t *>idx_scratch)
             _store(res, sizeof(floating), nc, k0, k1, PHPW, C, r, c0, out_cl, stream,
                    stage, <char *>out)
             if argmax != NULL:  # callers that only want out skip half the writes
