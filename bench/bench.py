@@ -296,8 +296,9 @@ def round_robin(contestants, warmup=1, pause=PAUSE_S):
     """Time the contestants in rounds: sample i of every contestant, then
     sample i + 1, ... so that a change in the machine's load (shared, noisy)
     hits all of them alike instead of whichever was being timed at the time.
-    Each contestant first gets `warmup` untimed samples, and every sample
-    starts `pause` seconds after the previous one ended. Garbage collector
+    Each contestant first gets `warmup` untimed samples; every sample starts
+    `pause` seconds after the previous one ended, with one untimed call of
+    its own. Garbage collector
     off, as timeit does (no gc.collect() first: with torch imported one
     takes ~0.3 s)."""
     was = gc.isenabled()
@@ -316,7 +317,9 @@ def round_robin(contestants, warmup=1, pause=PAUSE_S):
                     end = time.perf_counter() + pause
                     while time.perf_counter() < end:
                         pass
-                    c.samples += wl.time_samples(c.fn, repeat=1, number=c.number, warmup=0)
+                    # one untimed call first: each sample is a call in a warm
+                    # loop, as in a service, not the first after another library
+                    c.samples += wl.time_samples(c.fn, repeat=1, number=c.number, warmup=1)
     finally:
         if was:
             gc.enable()
