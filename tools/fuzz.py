@@ -1160,41 +1160,39 @@ def _run_case(spec, roipool, verbose=False):
     return name, None
 
 
-def check_results(fname, res, exp, kwargs, args):
+def float_result_problems(got, want, what, kwargs):
+    """Problems of a float result: type, dtype, bits, and out= returned."""
+    if not isinstance(got, np.ndarray):
+        return [f"returned {type(got).__name__}, not an ndarray"]
     problems = []
-    if fname == "roi_pooling":
-        want_out, want_am = exp.results
-        if kwargs.get("return_argmax"):
-            if not (isinstance(res, tuple) and len(res) == 2):
-                return [f"return_argmax=True returned {type(res).__name__}"]
-            got_out, got_am = res
-        else:
-            got_out, got_am = res, kwargs.get("argmax")
-        if not isinstance(got_out, np.ndarray):
-            return [f"returned {type(got_out).__name__}, not an ndarray"]
-        if not same_float_type(got_out.dtype, want_out.dtype):
-            problems.append(f"out dtype {got_out.dtype}, expected {want_out.dtype}")
-        if not bits_equal(got_out, want_out):
-            problems.append("out " + describe_mismatch(got_out, want_out))
-        if kwargs.get("out") is not None and got_out is not kwargs["out"]:
-            problems.append("out= buffer was not returned")
-        if got_am is not None:
-            if kwargs.get("argmax") is not None and kwargs.get("return_argmax") and got_am is not kwargs["argmax"]:
-                problems.append("argmax= buffer was not returned")
-            if got_am.dtype != np.int32:
-                problems.append(f"argmax dtype {got_am.dtype}")
-            elif not np.array_equal(got_am, want_am):
-                problems.append("argmax " + describe_mismatch(got_am, want_am))
-    else:
+    if not same_float_type(got.dtype, want.dtype):
+        problems.append(f"{what} dtype {got.dtype}, expected {want.dtype}")
+    elif not bits_equal(got, want):
+        problems.append(f"{what} " + describe_mismatch(got, want))
+    if kwargs.get("out") is not None and got is not kwargs["out"]:
+        problems.append("out= buffer was not returned")
+    return problems
+
+
+def check_results(fname, res, exp, kwargs, args):
+    if fname != "roi_pooling":
         (want,) = exp.results
-        if not isinstance(res, np.ndarray):
-            return [f"returned {type(res).__name__}"]
-        if not same_float_type(res.dtype, want.dtype):
-            problems.append(f"grad dtype {res.dtype}, expected {want.dtype}")
-        elif not bits_equal(res, want):
-            problems.append("grad " + describe_mismatch(res, want))
-        if kwargs.get("out") is not None and res is not kwargs["out"]:
-            problems.append("out= buffer was not returned")
+        return float_result_problems(res, want, "grad", kwargs)
+    want_out, want_am = exp.results
+    if kwargs.get("return_argmax"):
+        if not (isinstance(res, tuple) and len(res) == 2):
+            return [f"return_argmax=True returned {type(res).__name__}"]
+        got_out, got_am = res
+    else:
+        got_out, got_am = res, kwargs.get("argmax")
+    problems = float_result_problems(got_out, want_out, "out", kwargs)
+    if got_am is not None:
+        if kwargs.get("argmax") is not None and kwargs.get("return_argmax") and got_am is not kwargs["argmax"]:
+            problems.append("argmax= buffer was not returned")
+        if got_am.dtype != np.int32:
+            problems.append(f"argmax dtype {got_am.dtype}")
+        elif not np.array_equal(got_am, want_am):
+            problems.append("argmax " + describe_mismatch(got_am, want_am))
     return problems
 
 
