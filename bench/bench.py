@@ -298,9 +298,8 @@ def round_robin(contestants, warmup=1, pause=PAUSE_S):
     hits all of them alike instead of whichever was being timed at the time.
     Each contestant first gets `warmup` untimed samples; every sample starts
     `pause` seconds after the previous one ended, with one untimed call of
-    its own. Garbage collector
-    off, as timeit does (no gc.collect() first: with torch imported one
-    takes ~0.3 s)."""
+    its own. Garbage collector off, as timeit does (no gc.collect() first:
+    with torch imported one takes ~0.3 s)."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -478,6 +477,16 @@ def worst_of(name, rows, key, spec, target, higher_is_better, status=None):
     return name, f"worst {spec.format(worst)}x ({txt})", status or ("PASS" if ok else "MISS")
 
 
+def one_row(name, row, key, text, target, higher_is_better):
+    """(name, text, PASS/MISS/N/A) for a target judged on one row; `text` is
+    formatted with x (the value) and alloc (the allocating call's value)."""
+    if row is None or key not in row:
+        return name, "not measured", "N/A"
+    x = row[key]
+    ok = x >= target if higher_is_better else x <= target
+    return name, text.format(x=x, alloc=row.get(f"{key}_alloc")), "PASS" if ok else "MISS"
+
+
 def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
     """[(name, value text, PASS/MISS/N/A)]"""
     out = []
@@ -491,22 +500,15 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
 
     v = row("vgg16-frcnn", allc)
     for peer, label in (("torchvision", "torchvision"), ("ort", "ONNX Runtime")):
-        name = f"vgg16-frcnn fwd {allc}T >= {TARGET_FWD_VS_PEER:g}x {label}"
-        if v is None or f"speedup_{peer}" not in v:
-            out.append((name, "not measured", "N/A"))
-            continue
-        s, sa = v[f"speedup_{peer}"], v[f"speedup_{peer}_alloc"]
-        out.append((name, f"{s:.1f}x with out= ({sa:.1f}x allocating)",
-                    "PASS" if s >= TARGET_FWD_VS_PEER else "MISS"))
+        out.append(one_row(f"vgg16-frcnn fwd {allc}T >= {TARGET_FWD_VS_PEER:g}x {label}", v,
+                           f"speedup_{peer}", "{x:.1f}x with out= ({alloc:.1f}x allocating)",
+                           TARGET_FWD_VS_PEER, higher_is_better=True))
     # The issue sets the limit and backward targets on vgg16-frcnn at all
     # cores; the same bound over every workload and thread count is shown
     # beside them as "info" (stricter, not a target).
-    name = f"vgg16-frcnn fwd {allc}T ns/visit per thread <= {TARGET_X_LIMIT:g}x limit"
-    if v is None:
-        out.append((name, "not measured", "N/A"))
-    else:
-        x = v["x_limit_per_thread"]
-        out.append((name, f"{x:.2f}x", "PASS" if x <= TARGET_X_LIMIT else "MISS"))
+    out.append(one_row(f"vgg16-frcnn fwd {allc}T ns/visit per thread <= {TARGET_X_LIMIT:g}x "
+                       "limit", v, "x_limit_per_thread", "{x:.2f}x", TARGET_X_LIMIT,
+                       higher_is_better=False))
     for nt in sorted({1, allc}):
         rows = [r for r in fwd_rows if r["threads"] == nt and not r["workload"].startswith("tiny")]
         out.append(worst_of(f"(every non-tiny workload) fwd ns/visit per thread <= "
@@ -528,14 +530,11 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
         out.append((name, txt, "PASS" if worst <= TARGET_TINY_US else "MISS"))
     else:
         out.append((name, "not measured", "N/A"))
-    name = f"vgg16-frcnn backward {allc}T >= {TARGET_BWD_VS_TV:g}x torchvision"
-    b = next((b for b in bwd_rows if b["workload"] == "vgg16-frcnn" and b["threads"] == allc
-              and "speedup_torchvision" in b), None)
-    if b is None:
-        out.append((name, "not measured", "N/A"))
-    else:
-        x = b["speedup_torchvision"]
-        out.append((name, f"{x:.1f}x", "PASS" if x >= TARGET_BWD_VS_TV else "MISS"))
+    b = next((b for b in bwd_rows if b["workload"] == "vgg16-frcnn" and b["threads"] == allc),
+             None)
+    out.append(one_row(f"vgg16-frcnn backward {allc}T >= {TARGET_BWD_VS_TV:g}x torchvision", b,
+                       "speedup_torchvision", "{x:.1f}x", TARGET_BWD_VS_TV,
+                       higher_is_better=True))
     for nt in sorted({1, allc}):
         rows = [b for b in bwd_rows if b["threads"] == nt and "speedup_torchvision" in b]
         out.append(worst_of(f"(every non-tiny workload) backward {nt}T >= "

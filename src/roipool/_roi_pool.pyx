@@ -39,8 +39,8 @@ cdef extern from "_simd.h" nogil:
     int roipool_get_isa() noexcept
     long roipool_l2_cache_bytes() noexcept
     float roipool_round_half(float x) noexcept
-    void roipool_prefetch(const void *p) noexcept
     float roipool_round_bf16(float x) noexcept
+    void roipool_prefetch(const void *p) noexcept
 
 # Status codes returned to the Python layer (a bad ROI row r is r * 8 + code).
 cdef enum:
