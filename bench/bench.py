@@ -290,15 +290,20 @@ class Contestant:
 # slower right after an ORT call (1->2 thread scaling of vgg16-frcnn-300 read
 # 1.47-1.50x; with it 1.76-2.17x on the same machine).
 PAUSE_S = 0.02
+# A timed run of a call shorter than this repeats the call (timeit's
+# autorange): a single 2 ms call measures a wake-up, not the steady state.
+MIN_SAMPLE_S = 0.02
 
 
 def round_robin(contestants, warmup=1, pause=PAUSE_S):
     """Time the contestants in rounds: sample i of every contestant, then
     sample i + 1, ... so that a change in the machine's load (shared, noisy)
     hits all of them alike instead of whichever was being timed at the time.
-    Each contestant first gets `warmup` untimed samples; every sample starts
-    `pause` seconds after the previous one ended, with one untimed call of
-    its own. Garbage collector off, as timeit does (no gc.collect() first:
+    Each contestant first gets `warmup` untimed samples; a contestant of one
+    call per sample whose call is shorter than MIN_SAMPLE_S then gets enough
+    calls per sample to last that long (c.number, reported). Every sample
+    starts `pause` seconds after the previous one ended, with one untimed call
+    of its own. Garbage collector off, as timeit does (no gc.collect() first:
     with torch imported one takes ~0.3 s)."""
     was = gc.isenabled()
     gc.disable()
@@ -306,7 +311,9 @@ def round_robin(contestants, warmup=1, pause=PAUSE_S):
         for c in contestants:
             if c.setup:
                 c.setup()
-            wl.time_samples(c.fn, repeat=warmup, number=c.number, warmup=0)
+            t = min(wl.time_samples(c.fn, repeat=warmup, number=c.number, warmup=0))
+            if c.number == 1 and 0 < t < MIN_SAMPLE_S:
+                c.number = min(50, int(MIN_SAMPLE_S / t) + 1)
         for i in range(max(c.repeat for c in contestants)):
             for c in contestants:
                 if i < c.repeat:
@@ -322,7 +329,7 @@ def round_robin(contestants, warmup=1, pause=PAUSE_S):
     finally:
         if was:
             gc.enable()
-    return {c.key: c.samples for c in contestants}
+    return {c.key: c.samples for c in contestants}, {c.key: c.number for c in contestants}
 
 
 def bench_workload(name, peers, threads, args, arg, grad, log):
@@ -396,14 +403,13 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
 
     saved = peers["torchvision"][0].get_num_threads() if peers["torchvision"] else None
     try:
-        res = round_robin(cs)
+        res, calls = round_robin(cs)
     finally:
         if saved is not None:
             peers["torchvision"][0].set_num_threads(saved)
     del sessions
 
-    fwd = {nt: {"workload": name, "threads": nt, "visits": n_visits, "calls_per_sample": number}
-           for nt in threads}
+    fwd = {nt: {"workload": name, "threads": nt, "visits": n_visits} for nt in threads}
     bwd = {nt: {"workload": name, "threads": nt, "grad_elements": int(grad.size)}
            for nt in threads} if not tiny else {}
     for (d, impl, nt), smp in res.items():
@@ -411,7 +417,9 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
             for row in (fwd if impl == "write_out" else bwd).values():
                 row[f"{impl}_floor_ms"] = med_ms(smp)
         else:
-            (fwd if d == "fwd" else bwd)[nt][f"{impl}_s"] = smp
+            row = (fwd if d == "fwd" else bwd)[nt]
+            row[f"{impl}_s"] = smp
+            row[f"{impl}_calls_per_sample"] = calls[(d, impl, nt)]
     if peers["ort"] is not None:
         for nt in threads:
             fwd[nt]["ort_opset"] = opset
@@ -863,7 +871,7 @@ def main(argv=None):
             tiny_cs.append(Contestant(name, lambda a=(data, rois, pooled, scale):
                                       roipool.roi_pooling(*a), args.tiny_number, args.repeat))
     tiny_default = {k: float(np.median(v)) * 1e6
-                    for k, v in (round_robin(tiny_cs).items() if tiny_cs else ())}
+                    for k, v in (round_robin(tiny_cs)[0].items() if tiny_cs else ())}
     if tiny_default:
         log("tiny default call: " + ", ".join(f"{k} {u:.2f} us" for k, u in tiny_default.items()))
     limit_end = wl.simd_max_ns_per_element()
