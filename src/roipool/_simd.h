@@ -37,8 +37,9 @@
 /* One bin: max over rows [hs, he) x cols [ws, we) for nc channels, written
  * to best[0:nc] and idx_out[0:nc].  init is -FLT_MAX (SEMANTICS), or -inf for
  * the reduced-precision types.  The argmax lane has the width of the value
- * lane (int32 for float, int64 for double) so one compare mask drives both
- * blends; idx (scratch of that width) is used by the scalar fallback only. */
+ * lane (int32 for float, int64 for double) so one compare mask drives the
+ * argmax update; idx (scratch of that width, nc lanes) holds the x86 double
+ * paths' int64 lanes before they are narrowed to idx_out. */
 #define ROIPOOL_BIN_MAX_ARGS(T, IDX_T)                                              \
     const T *ROIPOOL_RESTRICT base, ptrdiff_t sH, ptrdiff_t sW, ptrdiff_t W,        \
         ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws, ptrdiff_t we, ptrdiff_t nc,       \
