@@ -1,13 +1,21 @@
 """Shared by the test files: where the checkout is, whether this run is the
-sanitized one (tools/asan.sh), loading the scripts under tools/ and bench/,
-and running code in a fresh interpreter so a crash or a hang fails a test
-instead of killing pytest."""
+sanitized one (tools/asan.sh), bfloat16 when ml_dtypes is installed, loading
+the scripts under tools/ and bench/, and running code in a fresh interpreter
+so a crash or a hang fails a test instead of killing pytest.
+
+The rule the tests compare against is roipool._reference (plain loops,
+independent of the kernels)."""
 import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
+
+try:  # bfloat16 is optional (the ml_dtypes test extra)
+    from ml_dtypes import bfloat16
+except ImportError:  # pragma: no cover
+    bfloat16 = None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANITIZED = bool(os.environ.get("ROIPOOL_SANITIZED"))

@@ -1,6 +1,6 @@
 """roi_pooling_backward: the scatter of SEMANTICS "Backward", deterministic.
 
-Compared bit for bit with the reference scatter (tests/reference.py), which adds
+Compared bit for bit with the reference scatter (roipool._reference), which adds
 in ROI order r, then ph, pw, in T. Overlapping ROIs make several bins add into
 the same element, so the order of the adds is visible in float32 results.
 """
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import roipool
-from reference import bfloat16, ref_backward, ref_forward
+from roipool._reference import backward as ref_backward, forward as ref_forward
+from helpers import bfloat16
 
 DTYPES = [np.float32, np.float64, np.float16] + ([bfloat16] if bfloat16 is not None else [])
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import roipool
-from reference import FLT_MAX, bfloat16, ref_forward
+from roipool._reference import FLT_MAX, forward as ref_forward
+from helpers import bfloat16
 
 needs_bf16 = pytest.mark.skipif(bfloat16 is None, reason="ml_dtypes not installed")
 

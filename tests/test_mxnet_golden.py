@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import roipool
-from reference import ref_forward
+from roipool._reference import forward as ref_forward
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mxnet_golden.npz")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import roipool
-from reference import ref_forward
+from roipool._reference import forward as ref_forward
 
 
 def workload(seed, N=2, C=48, H=24, W=30, R=300, dtype=np.float32):

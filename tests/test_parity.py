@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import roipool
-from reference import FLT_MAX, bfloat16, ref_backward, ref_forward
+from roipool._reference import FLT_MAX, backward as ref_backward, forward as ref_forward
+from helpers import bfloat16
 
 DTYPES = [np.float32, np.float64, np.float16] + ([bfloat16] if bfloat16 is not None else [])
 SCALES = [1.0, 0.5, 0.25, 0.0625, 0.125, 0.7, 0.9, 1 / 3, 1.3, 2.0, 3.0]

@@ -2,13 +2,13 @@
 
 Expected values here are worked out by hand from the rule (the comments show the
 arithmetic), not produced by roipool; each case is also checked against the
-plain-loop reference in tests/reference.py.
+plain-loop reference, roipool._reference.
 """
 import numpy as np
 import pytest
 
 import roipool
-from reference import FLT_MAX, ref_forward
+from roipool._reference import FLT_MAX, forward as ref_forward
 
 SEED = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
 SEED_ROI = np.array([[0, 0, 0, 4, 4]], np.float32)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import roipool
-from reference import ref_forward
+from roipool._reference import forward as ref_forward
 
 SUPPORTED = roipool.supported_isas()
 
