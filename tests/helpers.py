@@ -5,6 +5,7 @@ so a crash or a hang fails a test instead of killing pytest.
 
 The rule the tests compare against is roipool._reference (plain loops,
 independent of the kernels)."""
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -27,6 +28,15 @@ def load_script(relpath, name):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def import_tool(name):
+    """A module of the checkout's tools/ directory, e.g. "fuzzing.model" (tools/
+    is not a package, so it goes on sys.path)."""
+    tools = os.path.join(ROOT, "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    return importlib.import_module(name)
 
 
 def run_python(args, timeout, env=None, what="the subprocess", **kw):

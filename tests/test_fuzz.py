@@ -1,11 +1,12 @@
 """Fuzzing roi_pooling / roi_pooling_backward (issue 6): the normal-suite sample.
 
-tools/fuzz.py draws cases with hypothesis -- wrong ranks, shapes and dtypes (bool,
-complex, object, str, longdouble, big-endian, read-only, non-contiguous, unaligned,
-zero-size, zero-stride), NaN/inf and huge coordinates, batch indices at and past the
-edges, pooled sizes 0/negative/huge, scales 0/negative/subnormal/1e30/1e39, wrong
-argmax values and dtypes for backward, bad out=/argmax= buffers -- and checks each
-against its own model of the contract: a bit-exact result, or an allowed exception
+tools/fuzz.py (code in tools/fuzzing/) draws cases with hypothesis -- wrong ranks,
+shapes and dtypes (bool, complex, object, str, longdouble, big-endian, read-only,
+non-contiguous, unaligned, zero-size, zero-stride), NaN/inf and huge coordinates,
+batch indices at and past the edges, pooled sizes 0/negative/huge, scales
+0/negative/subnormal/1e30/1e39, wrong argmax values and dtypes for backward, bad
+out=/argmax= buffers -- and checks each against its model of the contract: a
+bit-exact result (roipool._reference's values), or an allowed exception
 (TypeError/ValueError/MemoryError) naming the argument; inputs untouched; buffers
 fully written or untouched. The cases run in a child process, so a crash or a hang
 fails a test here instead of killing pytest.
@@ -20,13 +21,13 @@ import sys
 
 import numpy as np
 
-from helpers import ROOT, SANITIZED, load_script
+from helpers import ROOT, SANITIZED, import_tool
+
+model = import_tool("fuzzing.model")
+check = import_tool("fuzzing.check")
 
 FUZZ = os.path.join(ROOT, "tools", "fuzz.py")
 CASES = int(os.environ.get("ROIPOOL_FUZZ_CASES", "400"))
-
-
-fz = load_script("tools/fuzz.py", "roipool_fuzz")
 
 
 def run_fuzz(*args, timeout=900):
@@ -80,13 +81,13 @@ def test_model_gives_the_seed_example():
     x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
     rois = np.array([[0, 0, 0, 4, 4]], np.float32)
     for scale, want in ((1.0, [[14, 16], [26, 28]]), (0.7, [[7, 9], [19, 21]])):
-        exp = fz.expect_forward(x, rois, (2, 2), scale, return_argmax=True)
+        exp = model.expect_forward(x, rois, (2, 2), scale, return_argmax=True)
         assert exp.valid and exp.results[0][0, 0].tolist() == want
 
 
 def test_model_matches_real_mxnet_golden_data():
-    """The model in tools/fuzz.py against outputs of the real MXNet 1.9.1
-    (tests/data/mxnet_golden.npz): it is an oracle independent of roipool."""
+    """The fuzzer's model (its values: roipool._reference) against outputs of the
+    real MXNet 1.9.1 (tests/data/mxnet_golden.npz): an oracle independent of roipool."""
     path = os.path.join(ROOT, "tests", "data", "mxnet_golden.npz")
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -94,16 +95,16 @@ def test_model_matches_real_mxnet_golden_data():
     n = 0
     for case in meta["cases"]:
         if not case.get("semantics_agrees", True):
-            continue  # the file marks where MXNet's own float16 build departs from SEMANTICS.md
+            continue  # the file marks where MXNet's own float16 build departs from docs/semantics.md
         g = lambda name: arrays[f"{case['key']}_{name}"]  # noqa: E731
-        exp = fz.expect_forward(g("data"), g("rois"), tuple(case["pooled"]), case["scale"],
+        exp = model.expect_forward(g("data"), g("rois"), tuple(case["pooled"]), case["scale"],
                                 return_argmax=True)
         assert exp.valid, case["name"]
-        assert fz.bits_equal(exp.results[0], g("out")), case["name"]
+        assert check.bits_equal(exp.results[0], g("out")), case["name"]
         assert np.array_equal(exp.results[1], g("argmax")), case["name"]
         if case.get("has_grad"):
-            expb = fz.expect_backward(g("grad_out"), g("rois"), g("argmax"), g("data").shape)
-            assert expb.valid and fz.bits_equal(expb.results[0], g("grad")), case["name"]
+            expb = model.expect_backward(g("grad_out"), g("rois"), g("argmax"), g("data").shape)
+            assert expb.valid and check.bits_equal(expb.results[0], g("grad")), case["name"]
         n += 1
     assert n >= 60
 
@@ -123,7 +124,7 @@ def test_model_rejects_what_the_contract_rejects():
         ((x, bad_row, 2, 1.0), "row 1", ValueError),
     ]
     for args, needle, exc in cases:
-        exp = fz.expect_forward(*args)
+        exp = model.expect_forward(*args)
         assert not exp.valid
         assert any(exc in f.exc and needle in f.needles for f in exp.faults), (needle, exp.faults)
 
@@ -135,9 +136,9 @@ def test_out_beside_an_input_in_one_block_is_not_a_modified_input():
     block = np.zeros(4096, np.float32)
     grad_out = block[2048:].reshape(2, 2, 16, 32)[:, :, ::2, ::2]  # strided, high half
     out = block[:1024].reshape(1, 2, 16, 32)                       # low part of the block
-    snap = fz.snapshot(grad_out)
+    snap = check.snapshot(grad_out)
     out[...] = 1.0
-    assert not fz.unchanged(snap)                # without exemptions a change is seen
-    assert fz.unchanged(snap, writable=(out,))   # the out= buffer's bytes are exempt
+    assert not check.unchanged(snap)                # without exemptions a change is seen
+    assert check.unchanged(snap, writable=(out,))   # the out= buffer's bytes are exempt
     block[1500] = 2.0                            # not out, not grad_out's elements
-    assert not fz.unchanged(snap, writable=(out,))
+    assert not check.unchanged(snap, writable=(out,))

@@ -26,11 +26,12 @@ import pytest
 
 import roipool
 
-from helpers import SANITIZED, load_script, run_python
+from helpers import SANITIZED, import_tool, run_python
 H_MAX, W_MAX = 2**16, 2**15  # H * W == 2**31: the largest plane an int32 argmax indexes
 
 
-fz = load_script("tools/fuzz.py", "roipool_fuzz")
+model = import_tool("fuzzing.model")
+check = import_tool("fuzzing.check")
 
 
 def run_isolated(code, timeout=120, preexec=None):
@@ -243,10 +244,10 @@ def test_widest_roi_widths_in_64_bits():
             rois_ = rois[:1]
         else:
             rois_ = rois
-        exp = fz.expect_forward(data, rois_, pooled, 1.0, return_argmax=True)
+        exp = model.expect_forward(data, rois_, pooled, 1.0, return_argmax=True)
         assert exp.valid
         out, am = roipool.roi_pooling(data, rois_, pooled, 1.0, return_argmax=True)
-        assert fz.bits_equal(out, exp.results[0]), pooled
+        assert check.bits_equal(out, exp.results[0]), pooled
         assert np.array_equal(am, exp.results[1]), pooled
 
 
@@ -369,7 +370,7 @@ def test_broadcast_batch_gives_the_same_bits_as_one_image(dtype):
         want = roipool.roi_pooling(img, np.column_stack([np.zeros(40), xy]), (3, 2), 0.7,
                                    return_argmax=True)
         got = roipool.roi_pooling(data, rois, (3, 2), 0.7, return_argmax=True)
-        assert fz.bits_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), N
+        assert check.bits_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), N
 
 
 def test_bad_rows_in_a_huge_batch_are_reported_as_before():

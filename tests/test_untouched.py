@@ -20,10 +20,10 @@ import pytest
 
 import roipool
 
-from helpers import SANITIZED, load_script, run_python
+from helpers import SANITIZED, import_tool, run_python
 
 
-fz = load_script("tools/fuzz.py", "roipool_fuzz")
+check = import_tool("fuzzing.check")
 SENTINEL = -12345.0
 
 
@@ -61,20 +61,20 @@ def _misaligned(shape, dtype, fill):
 def _call_and_check(fn, args, kwargs, expect_exc=None):
     """Call; check every array argument (and the memory block behind it) is
     unchanged; out=/argmax= untouched if the call raised. Returns the result."""
-    snaps = [fz.snapshot(a) for a in args] + [fz.snapshot(v) for k, v in kwargs.items()
+    snaps = [check.snapshot(a) for a in args] + [check.snapshot(v) for k, v in kwargs.items()
                                                 if k not in ("out", "argmax")]
-    bufs = {k: fz.snapshot(kwargs[k]) for k in ("out", "argmax") if kwargs.get(k) is not None}
+    bufs = {k: check.snapshot(kwargs[k]) for k in ("out", "argmax") if kwargs.get(k) is not None}
     try:
         res = fn(*args, **kwargs)
         err = None
     except Exception as e:  # noqa: BLE001
         res, err = None, e
     for i, s in enumerate(snaps):
-        assert fz.unchanged(s), f"argument {i} was modified ({type(err).__name__ if err else 'returned'})"
+        assert check.unchanged(s), f"argument {i} was modified ({type(err).__name__ if err else 'returned'})"
     if expect_exc is not None:
         assert isinstance(err, expect_exc), f"expected {expect_exc}, got {err!r}"
         for k, s in bufs.items():
-            assert fz.unchanged(s), f"{k}= was written although the call raised {err!r}"
+            assert check.unchanged(s), f"{k}= was written although the call raised {err!r}"
     else:
         assert err is None, f"unexpected {err!r}"
     return res
@@ -103,7 +103,7 @@ def test_forward_leaves_inputs_and_fills_buffers(dtype):
             o, a = _call_and_check(roipool.roi_pooling, (data, rois, (3, 4), 0.7),
                                    dict(out=out, argmax=am, return_argmax=True, num_threads=2))
             assert o is out and a is am, name
-            assert fz.bits_equal(out, ref_out), f"{name}/{layout}: out not fully written"
+            assert check.bits_equal(out, ref_out), f"{name}/{layout}: out not fully written"
             assert np.array_equal(am, ref_am), f"{name}/{layout}: argmax not fully written"
             assert not (am == -7).any()
 
@@ -131,7 +131,7 @@ def test_backward_leaves_inputs_and_fills_buffer(dtype):
             res = _call_and_check(roipool.roi_pooling_backward, (gg, rois, aa, shape),
                                   dict(out=out, num_threads=2))
             assert res is out
-            assert fz.bits_equal(out, ref), f"{name}/{layout}: gradient buffer not fully written"
+            assert check.bits_equal(out, ref), f"{name}/{layout}: gradient buffer not fully written"
 
 
 # ----------------------------------------------------------------------------- errors
