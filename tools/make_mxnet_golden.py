@@ -23,10 +23,10 @@ How the outputs are obtained:
 MXNet only accepts spatial_scale in [0, 1] (a dmlc parameter bound), so no
 golden case uses a scale above 1.  bfloat16 is not an MXNet CPU type.
 
-The script also evaluates a plain NumPy transcription of /work/shared/SEMANTICS.md
+The script also evaluates a plain NumPy transcription of docs/semantics.md
 on every case and prints where MXNet and that rule disagree (recorded in meta
 as ``semantics_agrees`` per case).  For float16 it evaluates two variants:
-"semantics" (scale converted to float16 before the product, as SEMANTICS.md
+"semantics" (scale converted to float16 before the product, as docs/semantics.md
 says) and "mshadow" (half_t * float -> the float32 scale is used unrounded,
 the product rounded to half; this is what mshadow's operator overloads do).
 """
@@ -67,7 +67,7 @@ def mx_forward(data, rois, pooled, scale):
 
 def plane_argmax(raw, rois, data_shape):
     """MXNet 1.9.1's kMaxIdx is the flat index into the whole data array,
-    ((b * C + c) * H + h) * W + w, not h * W + w as SEMANTICS.md (and Caffe,
+    ((b * C + c) * H + h) * W + w, not h * W + w as docs/semantics.md (and Caffe,
     torchvision) define it.  Convert, checking that it really is that."""
     N, C, H, W = data_shape
     R = rois.shape[0]
@@ -93,7 +93,12 @@ def mx_backward(data, rois, pooled, scale, grad_out):
 
 
 # --------------------------------------------------------------------------
-# NumPy transcription of SEMANTICS.md (used only to report disagreements)
+# NumPy transcription of docs/semantics.md (used only to report disagreements)
+#
+# A second copy of the rule on purpose: roipool's one reference is
+# roipool._reference, but this script runs in MXNet's environment (MXNet 1.9.1
+# needs numpy < 1.24), where roipool is not installed. It only reports where
+# MXNet departs from the rule; the tests compare with roipool._reference.
 # --------------------------------------------------------------------------
 
 
@@ -214,7 +219,7 @@ def seed_cases():
     for dt in (np.float32, np.float64, np.float16):
         for s in (1.0, 0.7):
             add_case(f"seed_{np.dtype(dt).name}_{s}", x.astype(dt), [[0, 0, 0, 4, 4]], (2, 2), s,
-                     note="SEMANTICS seed example")
+                     note="seed example of docs/semantics.md")
 
 
 def half_hits(scale, T, lo, hi, want=6):
@@ -255,7 +260,7 @@ def rounding_probe_cases():
     add_case("round_45_07_float32", plane.astype(np.float32), [[0, 45, 0, 45, 0]], 1, 0.7)
     add_case("round_45_07_float64", plane.astype(np.float64), [[0, 45, 0, 45, 0]], 1, 0.7)
     # float16: product rounded to half with the unrounded float32 scale (mshadow)
-    # versus with the scale rounded to half (SEMANTICS.md); 10.7109375 * 0.7 is the
+    # versus with the scale rounded to half (docs/semantics.md); 10.7109375 * 0.7 is the
     # smallest such case (7.4976.. -> 7.496 -> 7  versus  7.4998 -> 7.5 -> 8).
     s32 = np.float32(0.7)
     xs16 = np.unique((np.arange(0, 4 * 60) / 4 / 0.7).astype(np.float16))
@@ -460,7 +465,7 @@ def main():
         backward_call="mx.autograd: y = ROIPooling(x, rois, ...); y.backward(grad_out); x.grad",
         notes=[
             "argmax_mx is MXNet's hidden second output (kMaxIdx), int32: the FLAT index into data, "
-            "((b*C + c)*H + h)*W + w, or -1; argmax is the same converted to SEMANTICS' h*W + w "
+            "((b*C + c)*H + h)*W + w, or -1; argmax is the same converted to the rule's h*W + w "
             "(argmax_mx - (b*C + c)*H*W where argmax_mx >= 0)",
             "rois are stored already converted to data's dtype (MXNet requires rois and data of one dtype)",
             "MXNet rejects spatial_scale > 1 (parameter bound [0, 1]); no such cases here",
@@ -479,9 +484,9 @@ def main():
     print(f"wrote {len(CASES)} cases, {os.path.getsize(path)} bytes to {os.path.normpath(path)}")
     print("mxnet", mx.__version__, "numpy", np.__version__)
     n16 = [e for e in meta_cases if e["dtype"] == "float16"]
-    print("float16 cases:", len(n16), "agree with SEMANTICS:", sum(e["semantics_agrees"] for e in n16),
+    print("float16 cases:", len(n16), "agree with docs/semantics.md:", sum(e["semantics_agrees"] for e in n16),
           "agree with mshadow variant:", sum(e.get("mshadow_fp16_agrees", False) for e in n16))
-    print("cases disagreeing with SEMANTICS.md:", disagreements or "none")
+    print("cases disagreeing with docs/semantics.md:", disagreements or "none")
 
 
 if __name__ == "__main__":
