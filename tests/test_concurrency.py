@@ -1,4 +1,5 @@
-"""Python threads calling roipool at once (issue 6, "Concurrency").
+"""Python threads calling roipool at once (issue 6, "Concurrency"). Equal results
+across OpenMP thread counts within one call: test_threads.py.
 
 * 8 threads x 1,000 calls each on mixed shapes, dtypes, layouts and thread counts
   (forward, backward, out= buffers, error paths) give exactly the serial results,
@@ -118,7 +119,7 @@ def stress(n_threads, n_calls, seed=0, timeout=None):
     counts = [0] * n_threads
     barrier = threading.Barrier(n_threads)
 
-    def body(t):
+    def calls(t):
         bufs = [make() for _, _, make in W]
         trng = np.random.default_rng(seed + 1 + t)
         barrier.wait()
@@ -127,7 +128,7 @@ def stress(n_threads, n_calls, seed=0, timeout=None):
             nt = NT_CHOICES[int(trng.integers(0, len(NT_CHOICES)))]
             try:
                 got = W[k][1](nt, bufs[k])
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - collected, reported by the caller
                 errors.append(f"thread {t} call {i} {W[k][0]}: {type(e).__name__}: {e}")
                 continue
             ref = serial[k]
@@ -138,6 +139,14 @@ def stress(n_threads, n_calls, seed=0, timeout=None):
             if not same:
                 mismatches.append(f"thread {t} call {i}: {W[k][0]} (num_threads={nt})")
             counts[t] += 1
+
+    def body(t):
+        # anything else that raises in a thread (the barrier, a comparison) is
+        # collected too: a thread never dies silently
+        try:
+            calls(t)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"thread {t} died: {type(e).__name__}: {e}")
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=body, args=(t,), daemon=True) for t in range(n_threads)]
@@ -189,6 +198,22 @@ def test_stress_detects_a_wrong_result(monkeypatch):
     monkeypatch.setattr(roipool, "roi_pooling", flaky)
     res = stress(2, 5, timeout=60)
     assert res["n_mismatches"] >= 1
+
+
+def test_stress_reports_an_exception_in_a_thread(monkeypatch):
+    """A call that raises in a worker thread is counted as an error, not lost with
+    the thread: if every call raised, the stress would fail."""
+    real = roipool.roi_pooling
+
+    def broken(*a, **k):
+        if threading.current_thread() is threading.main_thread():
+            return real(*a, **k)  # the serial results
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(roipool, "roi_pooling", broken)
+    res = stress(2, 5, timeout=60)
+    assert res["alive"] == 0 and res["n_errors"] > 0
+    assert all("RuntimeError: injected" in e for e in res["errors"]), res["errors"]
 
 
 # ----------------------------------------------------------------------------- GIL

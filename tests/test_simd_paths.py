@@ -114,12 +114,38 @@ def _sysfs_l2_bytes():
     return 0
 
 
-def test_block_budget_is_half_the_l2_cache():
+KiB = 1024
+
+# (L2 size the C library reports, channel block budget): half the L2, at least
+# 128 KiB, at most 1 MiB, and 256 KiB when the size is unknown (0 or negative).
+L2_BUDGETS = [
+    (0, 256 * KiB),
+    (-1, 256 * KiB),
+    (128 * KiB, 128 * KiB),
+    (256 * KiB, 128 * KiB),
+    (512 * KiB, 256 * KiB),
+    (1024 * KiB, 512 * KiB),
+    (1280 * KiB, 640 * KiB),
+    (2048 * KiB, 1024 * KiB),
+    (32768 * KiB, 1024 * KiB),
+]
+
+
+@pytest.mark.parametrize("l2, budget", L2_BUDGETS)
+def test_block_budget_from_the_l2_size(l2, budget, monkeypatch):
+    monkeypatch.setattr(roipool._roi_pool, "l2_cache_bytes", lambda: l2)
+    assert roipool._config.block_budget() == budget
+
+
+def test_import_sets_the_block_budget_from_this_machines_l2():
+    """The import applies block_budget() (whose values the table above pins) to
+    the L2 size the C library reports, which is the one sysfs reports."""
     l2 = roipool._roi_pool.l2_cache_bytes()
     if l2 and _sysfs_l2_bytes():  # glibc reports it; musl and others give 0
         assert l2 == _sysfs_l2_bytes()
-    want = 256 << 10 if l2 <= 0 else min(max(l2 // 2, 128 << 10), 1 << 20)
-    code = "import roipool; print(roipool._roi_pool._set_tuning()[0])"
+    code = ("import roipool; print(roipool._roi_pool._set_tuning()[0], "
+            "roipool._roi_pool.l2_cache_bytes())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.strip()
-    assert int(out) == want
+                         timeout=120, check=True).stdout.split()
+    assert int(out[1]) == l2
+    assert int(out[0]) == roipool._config.block_budget()

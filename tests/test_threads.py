@@ -1,5 +1,8 @@
-"""roipool's OpenMP thread pool as a service sees it.
+"""roipool's OpenMP threads: the same bits for any thread count, and the pool as a
+service sees it. (Python threads calling roipool at once: test_concurrency.py.)
 
+* num_threads=1, 2, 3, the default and ``threadpool_limits(1)`` give bit-identical
+  out and argmax, equal to the plain-loop rule; more threads than work is fine.
 * ``threadpoolctl.threadpool_info()`` lists the OpenMP runtime that importing
   roipool loaded (and nothing when the build is serial).
 * Under ``threadpool_limits(1)`` a call starts no OpenMP worker thread (counted
@@ -12,7 +15,7 @@
   region waits forever; each child here has an alarm and each script a timeout,
   so a hang fails the test instead of hanging pytest.
 
-Every check runs in a fresh interpreter (``sys.executable -c``) with
+Every check of the pool runs in a fresh interpreter (``sys.executable -c``) with
 OMP_NUM_THREADS set explicitly, so the result does not depend on the
 machine's core count or on the environment pytest was started with.
 num_threads argument validation is tested in test_errors.py.
@@ -22,10 +25,12 @@ import os
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import threadpoolctl
 
 import roipool
+from roipool._reference import forward as ref_forward
 from helpers import run_python
 
 LINUX = sys.platform.startswith("linux")
@@ -67,6 +72,51 @@ def run_py(code, omp_threads=2, timeout=60, prelude=True):
                       what="the script")
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- same bits
+
+
+def workload(seed, N=2, C=48, H=24, W=30, R=300, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal((N, C, H, W)).astype(dtype)
+    wh = np.exp(rng.uniform(np.log(8), np.log(8 * W), (R, 2)))
+    x1 = rng.uniform(-20, 8 * W, R)
+    y1 = rng.uniform(-20, 8 * H, R)
+    rois = np.column_stack([rng.integers(0, N, R), x1, y1, x1 + wh[:, 0], y1 + wh[:, 1]])
+    return data, rois.astype(dtype)
+
+
+def bits(a):
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_result_for_any_thread_count(dtype):
+    data, rois = workload(1, dtype=dtype)
+
+    def call(nt=None):
+        return roipool.roi_pooling(data, rois, (7, 7), 0.125, return_argmax=True, num_threads=nt)
+
+    results = [call(t) for t in (1, 2, 3)] + [call()]
+    with threadpoolctl.threadpool_limits(1):
+        results.append(call())
+    for out, am in results[1:]:
+        np.testing.assert_array_equal(bits(out), bits(results[0][0]))
+        np.testing.assert_array_equal(am, results[0][1])
+    # and those are the rule's values (checked on a slice: the reference is slow)
+    want = ref_forward(data, rois[:25], (7, 7), 0.125)
+    np.testing.assert_array_equal(results[0][0][:25], want[0])
+    np.testing.assert_array_equal(results[0][1][:25], want[1])
+
+
+def test_more_threads_than_work():
+    data, rois = workload(2, C=1, R=1)
+    want = ref_forward(data, rois, 2, 0.125)
+    for t in (1, 2, 3, 16):
+        out, am = roipool.roi_pooling(data, rois, 2, 0.125, return_argmax=True, num_threads=t)
+        np.testing.assert_array_equal(out, want[0])
+        np.testing.assert_array_equal(am, want[1])
 
 
 # ----------------------------------------------------------------------------- threadpoolctl
