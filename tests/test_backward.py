@@ -1,4 +1,4 @@
-"""roi_pooling_backward: the scatter of SEMANTICS "Backward", deterministic.
+"""roi_pooling_backward: the scatter of docs/semantics.md, "Backward", deterministic.
 
 Compared bit for bit with the reference scatter (roipool._reference), which adds
 in ROI order r, then ph, pw, in T. Overlapping ROIs make several bins add into

@@ -1,4 +1,4 @@
-"""Every row of SEMANTICS "Inputs the rule does not cover": the exception, the
+"""Every row of docs/semantics.md, "Bad input": the exception, the
 argument named in its message (and for rois the first offending row), inputs
 unchanged, and a preallocated out= left untouched."""
 import re

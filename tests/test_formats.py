@@ -220,7 +220,7 @@ def test_rois_of_any_real_dtype(rdtype):
     np.testing.assert_array_equal(am, want[1])
 
 
-# -- reduced precision (SEMANTICS "Reduced precision") ----------------------------------
+# -- reduced precision (docs/semantics.md, "Reduced precision") -------------------------
 
 REDUCED = [np.float16] + ([bfloat16] if bfloat16 is not None else [])
 

@@ -275,7 +275,7 @@ def test_extreme_spatial_scales():
 
 def test_out_of_range_values_raise_the_documented_error_under_W_error():
     """Values beyond the data's type become inf when rois and scale are converted
-    (SEMANTICS); that must not surface as NumPy's RuntimeWarning, which `-W error`
+    (docs/semantics.md); that must not surface as NumPy's RuntimeWarning, which `-W error`
     would turn into an exception other than the ValueError naming the row."""
     x32, x16 = np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 4, 4), np.float16)
     with warnings.catch_warnings():

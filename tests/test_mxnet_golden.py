@@ -13,8 +13,8 @@ Two facts about MXNet 1.9.1 that the file records:
     converted one and check the conversion separately.
   * its CPU backward scatters grad_out through argmax sequentially (ROI r
     ascending, then ph, pw), each += done in T (for float16: in float32 and
-    rounded to half).  That is the order API_CONTRACT.md prescribes, so the
-    gradient is compared exactly.
+    rounded to half).  That is the order docs/semantics.md prescribes ("Backward"),
+    so the gradient is compared exactly.
 """
 import json
 import os
@@ -39,7 +39,7 @@ META, ARRAYS = _load()
 CASES = META["cases"]
 GRAD_CASES = [c for c in CASES if c["has_grad"]]
 # float16 cases where MXNet 1.9.1 multiplies by the unrounded float32 scale
-# (mshadow's half_t * float) while SEMANTICS rounds the scale to float16 first.
+# (mshadow's half_t * float) while docs/semantics.md rounds the scale to float16 first.
 AGREE = [c for c in CASES if c["semantics_agrees"]]
 DIVERGE = [c for c in CASES if not c["semantics_agrees"]]
 
@@ -123,7 +123,7 @@ def test_divergent_cases_are_only_the_float16_scale():
 
 @pytest.mark.parametrize("case", DIVERGE, ids=_ids(DIVERGE))
 def test_float16_scale_follows_semantics_not_mxnet(case):
-    """roipool rounds the scale to float16 (SEMANTICS); MXNet 1.9.1 does not."""
+    """roipool rounds the scale to float16 (docs/semantics.md); MXNet 1.9.1 does not."""
     data, rois = _get(case, "data"), _get(case, "rois")
     pooled, scale = tuple(case["pooled"]), case["scale"]
     out, am = roipool.roi_pooling(data, rois, pooled, scale, return_argmax=True)

@@ -1,4 +1,4 @@
-"""The seed example and every consequence SEMANTICS.md lists, with hand-computed answers.
+"""The seed example and every consequence docs/semantics.md lists, with hand-computed answers.
 
 Expected values here are worked out by hand from the rule (the comments show the
 arithmetic), not produced by roipool; each case is also checked against the
@@ -163,8 +163,8 @@ def test_batch_index_is_truncated():
 
 def test_scale_is_a_c_float_and_products_are_in_t():
     # 45 * 0.7: float32(0.7) = 0.699999988 -> 31.4999995 in float64, but the float32
-    # product rounds to 31.5 -> 32 (MXNet). compat="torchvision" is SEMANTICS'
-    # "where the frameworks differ": the product in double, 31.4999999... -> 31.
+    # product rounds to 31.5 -> 32 (MXNet). compat="torchvision" (docs/semantics.md,
+    # "Choices roipool made"): the product in double, 31.4999999... -> 31.
     x = np.arange(64, dtype=np.float32).reshape(1, 1, 1, 64)
     out, am = pool(x, [[0, 45, 0, 45, 0]], 1, 0.7)
     assert am[0, 0, 0, 0] == 32
