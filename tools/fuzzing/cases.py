@@ -309,7 +309,7 @@ def build_forward(spec, rng):
     r = as_array(rois)
     pp = pooled_of(pooled)
     if spec["out"] != "none" and ft is not None and d.ndim == 4 and r is not None and r.ndim == 2 \
-            and pp != "bad" and pp[0] != "maybe" and d.dtype.isnative:
+            and pp != "bad" and d.dtype.isnative:
         shape = (r.shape[0], d.shape[1]) + tuple(pp)
         if math.prod(shape) <= 10**6:
             kwargs["out"] = _buffer(spec["out"], shape, ft[0], rng, overlap_with=data)

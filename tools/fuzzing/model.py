@@ -49,8 +49,7 @@ class Expect:
 
 
 def pooled_of(p):
-    """(ph, pw) for a valid pooled_size, 'bad', or 'maybe' (a 0-d integer array: either
-    reading it as k or rejecting it naming pooled_size is fine)."""
+    """(ph, pw) for a valid pooled_size, else 'bad'."""
     if is_int(p):
         v = int(p)
         return (v, v) if 1 <= v <= INT32_MAX else "bad"
@@ -155,9 +154,6 @@ def expect_forward(data, rois, pooled_size, spatial_scale, out=None, argmax=None
     pooled = pooled_of(pooled_size)
     if pooled == "bad":
         faults.append(Fault("pooled_size", ValueError))
-    elif pooled[0] == "maybe":
-        maybe.append(Fault("pooled_size", (ValueError, TypeError)))
-        pooled = pooled[1]
     if not is_real_scalar(spatial_scale) or not (math.isfinite(float(spatial_scale)) and float(spatial_scale) > 0):
         faults.append(Fault("spatial_scale", ValueError))
     elif not tv and float(spatial_scale) >= F32_OVERFLOW:
