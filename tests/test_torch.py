@@ -29,6 +29,7 @@ else:
 
 import roipool  # noqa: E402
 import roipool.torch as rt  # noqa: E402
+from roipool import _torch_ops  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +276,7 @@ def test_non_cpu_tensors_are_rejected():
     (lambda x, r: rt.roi_pool(x, r, 2, num_threads=0), ValueError, "num_threads"),
     (lambda x, r: rt.roi_pool(x, r.bool(), 2), TypeError, "rois"),
     (lambda x, r: rt.roi_pool(x, r + torch.tensor([5.0, 0, 0, 0, 0]), 2), ValueError, "row 0"),
-    (lambda x, r: rt.roi_pool(x[0], r, 2), ValueError, "data"),
+    (lambda x, r: rt.roi_pool(x[0], r, 2), ValueError, "input must be 4-D"),
 ])
 def test_bad_arguments(call, exc, match):
     x = torch.zeros((2, 3, 8, 8), requires_grad=True)
@@ -303,8 +304,8 @@ def spy(monkeypatch):
             return res
         return inner
 
-    monkeypatch.setattr(rt, "roi_pooling", wrap(roipool.roi_pooling))
-    monkeypatch.setattr(rt, "roi_pooling_backward", wrap(roipool.roi_pooling_backward))
+    monkeypatch.setattr(_torch_ops, "roi_pooling", wrap(roipool.roi_pooling))
+    monkeypatch.setattr(_torch_ops, "roi_pooling_backward", wrap(roipool.roi_pooling_backward))
     return calls
 
 
@@ -317,15 +318,16 @@ def test_tensors_are_not_copied(spy, layout):
         x = torch.zeros((2, 8, 40, 40))[:, :, 3:35:2, 5:37:2].copy_(x)
     a = x.clone(memory_format=torch.preserve_format).requires_grad_(True)
     out = rt.roi_pool(a, rois, 3, 0.25)
-    (name, args, _, (res, argmax)), = spy
+    (name, args, kw, res), = spy
     data, r = args[0], args[1]
     assert name == "roi_pooling"
     # the kernel read the tensor's own memory, with its strides
     assert _ptr(data) == a.data_ptr()
     assert data.strides == tuple(s * a.element_size() for s in a.stride())
     assert _ptr(r) == rois.data_ptr()
-    # the result tensor is the kernel's output array
-    assert out.data_ptr() == _ptr(res)
+    # the kernel wrote into the result tensor (and into the argmax autograd keeps)
+    assert out.data_ptr() == _ptr(res) == _ptr(kw["out"])
+    assert kw["argmax"].dtype == np.int32 and kw["argmax"].shape == res.shape
     assert out.stride() == tuple(s // res.itemsize for s in res.strides)
     assert out.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
     seen = []
