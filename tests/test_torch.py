@@ -89,7 +89,7 @@ def test_forward_and_backward_equal_torchvision(tv_ops, dtype, scale):
         assert grad.dtype == dtype
         assert torch.equal(grad, tv_grad)  # bit-identical: same accumulation order
         assert grad.abs().sum() > 0
-    # argmax too: torchvision's op returns it (int64), roipool's (int32)
+    # argmax too: both int32
     tv_out, tv_arg = torch.ops.torchvision.roi_pool(x, rois, scale, 3, 4)
     out, arg = roipool.roi_pooling(x.numpy(), rois.numpy(), (3, 4), scale,
                                    return_argmax=True, compat="torchvision")

@@ -1,10 +1,17 @@
 """patch_torchvision(): roipool as the CPU kernel of torchvision's roi_pool operator.
 
-The dispatcher keeps every kernel registered for an operator and dispatch key
-and runs the newest; destroying our ``torch.library.Library`` removes ours and
-torchvision's comes back. Only the CPU key is touched, so other devices, the
-fake (meta) kernel and autograd formula stay torchvision's.
+The first patch captures torchvision's CPU kernels (``torch.library.get_kernel``)
+and registers ours for the CPU key in their place, once for the life of the
+process. Ours runs roipool while patched and torchvision's captured kernel
+otherwise, so unpatching is a flag: removing a kernel from the dispatcher while
+another thread is inside it frees the kernel under that thread. Inputs roipool
+does not take the way torchvision does (a dtype torchvision refuses, an empty
+grid, a spatial_scale that is not a finite number > 0) go to torchvision's
+kernel even when patched, so they behave exactly as before. Only the CPU key
+is touched: other devices, the fake (meta) kernel and the autograd formula stay
+torchvision's.
 """
+import math
 import threading
 import warnings
 
@@ -24,40 +31,33 @@ SCHEMAS = {
 _TV_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 _lock = threading.Lock()
-_library = None  # the live registration while patched
+_state = {"library": None, "original": {}, "enabled": False}
 
 
-def _check_like_torchvision(input, rois):
-    """The checks torchvision's CPU kernel makes, with its exception type."""
-    if input.dtype != rois.dtype:
-        raise RuntimeError("roi_pool: input should have the same type as rois "
-                           f"(got {input.dtype} and {rois.dtype})")
-    if input.dtype not in _TV_DTYPES:
-        raise RuntimeError(f'"roi_pool_forward_kernel" not implemented for {input.dtype}')
-    if input.dim() != 4:
-        raise RuntimeError(f"roi_pool: input must be 4-D, got shape {tuple(input.shape)}")
-    if rois.dim() != 2 or rois.size(1) != 5:
-        raise RuntimeError(f"roi_pool: rois must have shape as Tensor[K, 5], got "
-                           f"{tuple(rois.shape)}")
+def _takes(input, rois, spatial_scale, pooled_height, pooled_width):
+    """Whether roipool computes this call exactly as torchvision's kernel."""
+    return (_state["enabled"] and input.dtype in _TV_DTYPES and rois.dtype == input.dtype
+            and input.dim() == 4 and rois.dim() == 2 and rois.shape[1] == 5
+            and pooled_height > 0 and pooled_width > 0
+            and math.isfinite(spatial_scale) and spatial_scale > 0)
 
 
-def _roi_pool_cpu(input, rois, spatial_scale, pooled_height, pooled_width):
-    _check_like_torchvision(input, rois)
-    shape = (rois.shape[0], input.shape[1], pooled_height, pooled_width)
-    if pooled_height == 0 or pooled_width == 0:  # torchvision returns empty results
-        return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
-    out, argmax = ops.forward(input, rois, spatial_scale, pooled_height, pooled_width,
-                              "torchvision", ops.DEFAULT_THREADS, True,
-                              torch.contiguous_format)
-    return out, argmax.to(torch.int64)  # torchvision's argmax dtype
+def _roi_pool_cpu(keyset, input, rois, spatial_scale, pooled_height, pooled_width):
+    if not _takes(input, rois, spatial_scale, pooled_height, pooled_width):
+        return _state["original"]["roi_pool"].call_boxed(
+            keyset, input, rois, spatial_scale, pooled_height, pooled_width)
+    # torchvision's results are contiguous, its argmax int32 like roipool's
+    return ops.forward(input, rois, spatial_scale, pooled_height, pooled_width, "torchvision",
+                       ops.DEFAULT_THREADS, True, torch.contiguous_format)
 
 
-def _roi_pool_backward_cpu(grad, rois, argmax, spatial_scale, pooled_height, pooled_width,
-                           batch_size, channels, height, width):
-    if grad.dtype not in _TV_DTYPES:
-        raise RuntimeError(f'"roi_pool_backward_kernel" not implemented for {grad.dtype}')
-    if grad.numel() == 0:
-        return grad.new_zeros((batch_size, channels, height, width))
+def _roi_pool_backward_cpu(keyset, grad, rois, argmax, spatial_scale, pooled_height,
+                           pooled_width, batch_size, channels, height, width):
+    if not (_takes(grad, rois, spatial_scale, pooled_height, pooled_width)
+            and argmax.shape == grad.shape):
+        return _state["original"]["_roi_pool_backward"].call_boxed(
+            keyset, grad, rois, argmax, spatial_scale, pooled_height, pooled_width,
+            batch_size, channels, height, width)
     return ops.backward(grad, rois, argmax, (batch_size, channels, height, width),
                         ops.DEFAULT_THREADS)
 
@@ -85,42 +85,37 @@ def patch_torchvision():
     """Run torchvision's ``roi_pool`` operator on roipool for CPU tensors.
 
     Afterwards ``torchvision.ops.roi_pool``, ``torchvision.ops.RoIPool``,
-    ``torch.ops.torchvision.roi_pool`` and scripted or exported programs
-    that call it compute with roipool: the same output, argmax (int64) and
+    ``torch.ops.torchvision.roi_pool`` and scripted, exported or compiled
+    programs that call it compute with roipool: the same output, argmax and
     gradient as torchvision's CPU kernel, bit for bit, for float32, float64
     and float16 at any scale. Other devices keep torchvision's kernels.
-    Calling it again does nothing; :func:`unpatch_torchvision` undoes it.
-    Inputs torchvision's kernel would read out of bounds with (a batch index
-    outside the batch, a NaN or infinite coordinate) or a spatial_scale that is
-    not a finite number > 0 raise ValueError instead.
+    Calling it again does nothing; :func:`unpatch_torchvision` undoes it. Both
+    may be called from any thread at any time. A batch index outside the batch
+    or a NaN or infinite box coordinate (which torchvision's kernel reads out
+    of bounds with) raises ValueError.
     """
-    global _library
     with _lock:
-        if _library is not None:
-            return
         _torchvision_ops()
-        lib = torch.library.Library("torchvision", "IMPL")
-        try:
+        if _state["library"] is None:
+            original = {name: torch.library.get_kernel(f"torchvision::{name}", "CPU")
+                        for name in SCHEMAS}
+            lib = torch.library.Library("torchvision", "IMPL")
             with warnings.catch_warnings():
                 # the dispatcher warns that a kernel is overridden: that is the point
-                warnings.filterwarnings("ignore", "Overriding a previously registered kernel")
                 warnings.filterwarnings("ignore", ".*previously registered kernel")
-                lib.impl("roi_pool", _roi_pool_cpu, "CPU")
-                lib.impl("_roi_pool_backward", _roi_pool_backward_cpu, "CPU")
-        except BaseException:
-            lib._destroy()
-            raise
-        _library = lib
+                _state["original"] = original
+                lib.impl("roi_pool", _roi_pool_cpu, "CPU", with_keyset=True)
+                lib.impl("_roi_pool_backward", _roi_pool_backward_cpu, "CPU",
+                         with_keyset=True)
+            _state["library"] = lib  # kept: see the module docstring
+        _state["enabled"] = True
 
 
 def unpatch_torchvision():
     """Give torchvision's CPU kernels back (does nothing when not patched)."""
-    global _library
     with _lock:
-        if _library is not None:
-            _library._destroy()
-            _library = None
+        _state["enabled"] = False
 
 
 def is_patched():
-    return _library is not None
+    return _state["enabled"]
