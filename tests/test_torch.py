@@ -354,3 +354,37 @@ def test_default_threads_follow_torch(spy):
         torch.set_num_threads(before)
     rt.roi_pool(x, rois, 2)
     assert spy[-1][2]["num_threads"] == min(before, roipool._roi_pool.omp_max_threads())
+
+
+# ----------------------------------------------------------------------------- drop-in errors
+
+_MALFORMED = {
+    "boxes [K, 4]": lambda x, r: (x, r[:, 1:]),
+    "boxes 1-D": lambda x, r: (x, r[0]),
+    "boxes 3-D": lambda x, r: (x, r[None]),
+    "list holding [L, 5]": lambda x, r: (x, [r]),
+    "list holding 1-D": lambda x, r: (x, [r[0, 1:]]),
+    "boxes ndarray": lambda x, r: (x, r.numpy()),
+    "boxes int": lambda x, r: (x, 5),
+    "list holding ndarray": lambda x, r: (x, [r[:, 1:].numpy()]),
+    "input 3-D": lambda x, r: (x[0], r),
+    "input int": lambda x, r: (x.int(), r.int()),
+    "input ndarray": lambda x, r: (x.numpy(), r),
+}
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED))
+def test_malformed_input_raises_torchvisions_exception_type(tv_ops, case):
+    """Code that catches what torchvision raises catches roipool's error too,
+    which is also roipool's own ValueError / TypeError with its message."""
+    x = torch.zeros((2, 3, 8, 8))
+    r = torch.tensor([[0.0, 1, 1, 4, 4], [1, 0, 0, 2, 2]])
+    args = _MALFORMED[case](x, r)
+    with pytest.raises(Exception) as tv_info:
+        tv_ops.roi_pool(*args, 2)
+    tv_type = type(tv_info.value)
+    assert tv_type in (AssertionError, IndexError, RuntimeError, TypeError), tv_type
+    with pytest.raises(tv_type) as info:
+        rt.roi_pool(*args, 2)
+    assert isinstance(info.value, (ValueError, TypeError))
+    assert any(name in str(info.value) for name in ("boxes", "input")), info.value
