@@ -1,0 +1,148 @@
+"""torchvision's roi_pool on its own CPU kernel and on roipool (patch_torchvision).
+
+    python bench/bench_torch.py [--repeat 7] [--out bench/results/torch_latest.md]
+
+For each workload (vgg16-frcnn-300, vgg16-frcnn: WORKLOADS.md, data from
+roipool._workloads.make) and thread count (1 and every core this process may
+use, set with torch.set_num_threads, which roipool's kernel follows), the same
+unmodified call ``torchvision.ops.roi_pool(x, rois, (7, 7), 1/16)`` is timed
+
+* forward under ``torch.inference_mode()``;
+* forward + backward (input requiring grad, ``out.backward(g)``).
+
+Unpatched (torchvision's kernel) and patched (roipool's) samples alternate in
+one process, so both see the same machine state; each row is the median of
+``--repeat`` samples of each. Before timing, the patched output, argmax and
+gradient are checked to equal torchvision's bit for bit.
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+import roipool
+import roipool.torch as rt
+from roipool import _workloads
+
+WORKLOADS = ("vgg16-frcnn-300", "vgg16-frcnn")
+
+
+def case(name):
+    data, rois, pooled, scale = _workloads.make(name)
+    grad = np.random.default_rng(1).standard_normal((len(rois), data.shape[1]) + pooled,
+                                                   dtype=np.float32)
+    return torch.from_numpy(data), torch.from_numpy(rois), pooled, scale, torch.from_numpy(grad)
+
+
+def forward(x, rois, pooled, scale, _grad):
+    with torch.inference_mode():
+        torchvision.ops.roi_pool(x, rois, pooled, scale)
+
+
+def forward_backward(x, rois, pooled, scale, grad):
+    x.grad = None
+    torchvision.ops.roi_pool(x, rois, pooled, scale).backward(grad)
+
+
+def check_equal(x, rois, pooled, scale, grad):
+    """Patched and unpatched: the same output, argmax and gradient, bit for bit."""
+    results = []
+    for patched in (False, True):
+        (rt.patch_torchvision if patched else rt.unpatch_torchvision)()
+        a = x.detach().clone().requires_grad_(True)
+        out, argmax = torch.ops.torchvision.roi_pool(a, rois, scale, *pooled)
+        out.backward(grad)
+        results.append((out.detach(), argmax, a.grad))
+    rt.unpatch_torchvision()
+    for got, want in zip(*results):
+        if not torch.equal(got, want):
+            raise SystemExit("patched torchvision differs from torchvision: not timing")
+
+
+def timed(fn, args):
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
+def measure(fn, args, repeat):
+    """(unpatched, patched) sample lists, alternating A, B, B, A, ... after a warm-up."""
+    samples = {False: [], True: []}
+    for patched in (False, True):
+        (rt.patch_torchvision if patched else rt.unpatch_torchvision)()
+        fn(*args)
+    for i in range(repeat):
+        for patched in ((False, True) if i % 2 == 0 else (True, False)):
+            (rt.patch_torchvision if patched else rt.unpatch_torchvision)()
+            samples[patched].append(timed(fn, args))
+    rt.unpatch_torchvision()
+    return samples[False], samples[True]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=7, help="samples per contestant and row")
+    ap.add_argument("--out", help="also write the markdown table to this file")
+    ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    args = ap.parse_args(argv)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    before = torch.get_num_threads()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    rows = []
+    try:
+        for name in args.workloads:
+            x, rois, pooled, scale, grad = case(name)
+            check_equal(x, rois, pooled, scale, grad)
+            for threads in sorted({1, cores}):
+                torch.set_num_threads(threads)
+                for label, fn, inp in (("forward, inference_mode", forward, x),
+                                       ("forward + backward", forward_backward,
+                                        x.clone().requires_grad_(True))):
+                    tv, rp = measure(fn, (inp, rois, pooled, scale, grad), args.repeat)
+                    tv_ms, rp_ms = statistics.median(tv) * 1e3, statistics.median(rp) * 1e3
+                    rows.append((name, threads, label, tv_ms, rp_ms, tv_ms / rp_ms))
+                    print(f"{name:16s} {threads} thr  {label:24s} torchvision {tv_ms:9.2f} ms"
+                          f"  patched {rp_ms:8.2f} ms  x{tv_ms / rp_ms:6.1f}", flush=True)
+    finally:
+        torch.set_num_threads(before)
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    md = [
+        "# torchvision.ops.roi_pool: torchvision's CPU kernel vs roipool (patch_torchvision)",
+        "",
+        f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with "
+        f"`python bench/bench_torch.py --repeat {args.repeat}`; roipool {roipool.__version__}, "
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python "
+        f"{platform.python_version()}, {platform.machine()}, {cores} usable cores.",
+        f"Load average before/after: {load and ' '.join(f'{v:.2f}' for v in load)} / "
+        f"{load_after and ' '.join(f'{v:.2f}' for v in load_after)}. The machine is shared "
+        "with other jobs (noisy): both contestants alternate in one process, so their ratio "
+        "is steadier than either time.",
+        "",
+        "Float32, 7x7 bins, spatial_scale 1/16, the same unmodified "
+        "`torchvision.ops.roi_pool` call unpatched and patched; medians of "
+        f"{args.repeat} samples each. Outputs, argmax and gradients were checked bit-identical "
+        "first. torchvision's CPU kernel is serial; roipool follows `torch.set_num_threads`.",
+        "",
+        "| workload | threads | pass | torchvision (ms) | patched, roipool (ms) | speed-up |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    md += [f"| {n} | {t} | {label} | {a:.2f} | {b:.2f} | {r:.1f}x |"
+           for n, t, label, a, b, r in rows]
+    text = "\n".join(md) + "\n"
+    print()
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
