@@ -20,6 +20,7 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -86,6 +87,15 @@ def measure(fn, args, repeat):
     return samples[False], samples[True]
 
 
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=7, help="samples per contestant and row")
@@ -117,7 +127,8 @@ def main(argv=None):
         "# torchvision.ops.roi_pool: torchvision's CPU kernel vs roipool (patch_torchvision)",
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with "
-        f"`python bench/bench_torch.py --repeat {args.repeat}`; roipool {roipool.__version__}, "
+        f"`python bench/bench_torch.py --repeat {args.repeat}` (git {git_commit()}); "
+        f"roipool {roipool.__version__}, "
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python "
         f"{platform.python_version()}, {platform.machine()}, {cores} usable cores.",
         f"Load average before/after: {load and ' '.join(f'{v:.2f}' for v in load)} / "

@@ -421,3 +421,21 @@ def test_dataloader_forked_workers(case):
     got, threads = zip(*loader)
     assert torch.equal(torch.cat(got), want)
     assert torch.cat(threads).tolist() == [1] * 6  # torch sets 1 thread in a worker
+
+
+def _scripted_call(x: torch.Tensor, boxes: List[torch.Tensor], rois: torch.Tensor):
+    return (rt.roi_pool(x, boxes, [2, 3], 0.5),
+            rt.roi_pool(x, rois, 2, 0.25, "mxnet", 1))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_script_function_calling_roi_pool(case):
+    _, (images, rois), _ = case
+    scripted = torch.jit.script(_scripted_call)
+    boxes = _to_list(rois)
+    got, want = scripted(images, boxes, rois), _scripted_call(images, boxes, rois)
+    assert_same(got, want)
+    with pytest.raises(torch.jit.Error, match=r"Tensor\[K, 5\]"):
+        scripted(images, boxes, rois[:, 1:])
+    with pytest.raises(torch.jit.Error, match=r"boxes\[0\] must be a Tensor\[L, 4\]"):
+        scripted(images, [rois], rois)
