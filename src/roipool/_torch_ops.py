@@ -92,8 +92,10 @@ def out_format(input):
     return torch.contiguous_format
 
 
-def check_shapes(input, rois):
+def check_shapes(input, rois, pooled_height, pooled_width):
     """What the fake kernels can check without values (the kernel checks the rest)."""
+    if pooled_height < 1 or pooled_width < 1:
+        raise ValueError(f"output_size must be positive, got ({pooled_height}, {pooled_width})")
     if input.dim() != 4:
         raise ValueError(f"input must be 4-D [N, C, H, W], got shape {tuple(input.shape)}")
     if input.dtype not in FLOATS:
@@ -128,8 +130,8 @@ def numpy_pooled(input, rois, pooled_height, pooled_width, dtype, fmt):
 
 def forward(input, rois, spatial_scale, pooled_height, pooled_width, compat, num_threads,
             with_argmax, fmt=None):
-    """roi_pooling on the tensors' memory, into tensors torch allocated."""
-    check_shapes(input, rois)
+    """roi_pooling on the tensors' memory, writing into the returned tensors."""
+    check_shapes(input, rois, pooled_height, pooled_width)
     fmt = out_format(input) if fmt is None else fmt
     core_compat, scale = scale_rule(compat, spatial_scale, input.dtype)
     out = numpy_pooled(input, rois, pooled_height, pooled_width, input.dtype, fmt)
@@ -176,7 +178,7 @@ def roi_pool_backward(grad: Tensor, rois: Tensor, argmax: Tensor, batch_size: in
 @roi_pool_forward.register_fake
 def _(input, rois, spatial_scale, pooled_height, pooled_width, compat="torchvision",
       num_threads=DEFAULT_THREADS):
-    check_shapes(input, rois)
+    check_shapes(input, rois, pooled_height, pooled_width)
     return empty_pooled(input, rois, pooled_height, pooled_width, input.dtype,
                         out_format(input))
 
@@ -184,7 +186,7 @@ def _(input, rois, spatial_scale, pooled_height, pooled_width, compat="torchvisi
 @roi_pool_with_argmax.register_fake
 def _(input, rois, spatial_scale, pooled_height, pooled_width, compat="torchvision",
       num_threads=DEFAULT_THREADS):
-    check_shapes(input, rois)
+    check_shapes(input, rois, pooled_height, pooled_width)
     fmt = out_format(input)
     return (empty_pooled(input, rois, pooled_height, pooled_width, input.dtype, fmt),
             empty_pooled(input, rois, pooled_height, pooled_width, torch.int32, fmt))

@@ -63,6 +63,10 @@ def _roi_pool_backward_cpu(keyset, grad, rois, argmax, spatial_scale, pooled_hei
 
 
 def _torchvision_ops():
+    if not hasattr(torch.library, "get_kernel"):
+        raise RuntimeError(
+            f"roipool.torch.patch_torchvision() needs torch.library.get_kernel, which torch "
+            f"{torch.__version__} lacks; upgrade torch (tested with 2.14)")
     try:
         import torchvision  # noqa: F401  (loads torchvision's operators)
     except ImportError as exc:
