@@ -199,12 +199,17 @@ def _(grad, rois, argmax, batch_size, channels, height, width, num_threads=DEFAU
 
 def _setup_context(ctx, inputs, output):
     input, rois, *_, num_threads = inputs
+    # argmax has no gradient: without this autograd fills a zero one as large as
+    # the output for every backward (half of the backward's time)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(rois, output[1])
     ctx.data_shape = tuple(input.shape)
     ctx.num_threads = num_threads
 
 
 def _backward(ctx, grad_out, _grad_argmax):
+    if grad_out is None:  # only argmax was used
+        return None, None, None, None, None, None, None
     rois, argmax = ctx.saved_tensors
     grad = torch.ops.roipool.roi_pool_backward(grad_out, rois, argmax, *ctx.data_shape,
                                                ctx.num_threads)
