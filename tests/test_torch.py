@@ -201,11 +201,18 @@ def test_no_grad_path_same_values():
     assert torch.equal(rt.roi_pool(x, rois, (4, 2), 0.5), no_graph)
 
 
-def test_boxes_get_no_gradient():
+def test_boxes_get_no_gradient(tv_ops):
     x, rois = make_case(8, 0.5)
     a, r = x.clone().requires_grad_(True), rois.clone().requires_grad_(True)
     rt.roi_pool(a, r, 2, 0.5).sum().backward()
     assert r.grad is None and a.grad is not None
+    # boxes alone requiring a gradient: as torchvision, a graph whose backward gives none
+    for pool in (rt.roi_pool, tv_ops.roi_pool):
+        r = rois.clone().requires_grad_(True)
+        out = pool(x, r, 2, 0.5)
+        assert out.requires_grad
+        out.sum().backward()
+        assert r.grad is None
 
 
 class _Net(torch.nn.Module):

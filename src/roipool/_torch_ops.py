@@ -226,7 +226,7 @@ _lib.define("roi_pool(Tensor input, Tensor rois, float spatial_scale, SymInt poo
 @torch.library.impl(_lib, "roi_pool", "CompositeImplicitAutograd")
 def _roi_pool_composite(input, rois, spatial_scale, pooled_height, pooled_width, compat="torchvision",
               num_threads=DEFAULT_THREADS):
-    if torch.is_grad_enabled() and input.requires_grad:
+    if torch.is_grad_enabled() and (input.requires_grad or rois.requires_grad):
         return torch.ops.roipool.roi_pool_with_argmax(
             input, rois, spatial_scale, pooled_height, pooled_width, compat, num_threads)[0]
     return torch.ops.roipool.roi_pool_forward(
