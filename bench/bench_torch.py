@@ -141,8 +141,8 @@ def main(argv=None):
         f"{platform.python_version()}, {platform.machine()}, {cores} usable cores.",
         f"Load average before/after: {load and ' '.join(f'{v:.2f}' for v in load)} / "
         f"{load_after and ' '.join(f'{v:.2f}' for v in load_after)}. The machine is shared "
-        "with other jobs (noisy): both contestants alternate in one process, so their ratio "
-        "is steadier than either time.",
+        "with other jobs (noisy, often more than 2 runnable processes): the contestants "
+        "alternate in one process, so their ratios are steadier than the times.",
         "",
         "Float32, 7x7 bins, spatial_scale 1/16, the same unmodified "
         "`torchvision.ops.roi_pool` call unpatched and patched; medians of "
