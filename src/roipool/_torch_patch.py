@@ -95,8 +95,8 @@ def patch_torchvision():
     and float16 at any scale. Other devices keep torchvision's kernels.
     Calling it again does nothing; :func:`unpatch_torchvision` undoes it. Both
     may be called from any thread at any time. A batch index outside the batch
-    or a NaN or infinite box coordinate (which torchvision's kernel reads out
-    of bounds with) raises ValueError.
+    or a NaN or infinite box coordinate (on which torchvision's kernel reads
+    out of bounds or has undefined behaviour) raises ValueError.
     """
     with _lock:
         _torchvision_ops()
