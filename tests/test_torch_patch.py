@@ -252,3 +252,14 @@ def test_patched_leaves_odd_calls_to_torchvision(kernel_calls, scale, size):
     for g, w in zip(got, want):
         assert g.shape == w.shape and g.dtype == w.dtype
         assert torch.equal(g, w) or g.numel() == 0
+
+
+@pytest.mark.parametrize("row, match", [([5.0, 0, 0, 4, 4], "batch index"),
+                                        ([0.0, float("nan"), 0, 4, 4], "row 0")])
+def test_patched_rejects_rois_torchvision_would_read_out_of_bounds_with(kernel_calls, row,
+                                                                         match):
+    x = torch.zeros((2, 3, 8, 8))
+    rt.patch_torchvision()
+    with pytest.raises(ValueError, match=match):
+        tv_ops.roi_pool(x, torch.tensor([row]), 1.0, 2, 2)
+    assert kernel_calls["forward"] == 1
