@@ -29,6 +29,7 @@ else:
 
 import roipool  # noqa: E402
 import roipool.torch as rt  # noqa: E402
+from roipool import _torch_ops  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_forward_and_backward_equal_torchvision(tv_ops, dtype, scale):
         assert grad.dtype == dtype
         assert torch.equal(grad, tv_grad)  # bit-identical: same accumulation order
         assert grad.abs().sum() > 0
-    # argmax too: torchvision's op returns it (int64), roipool's (int32)
+    # argmax too: both int32
     tv_out, tv_arg = torch.ops.torchvision.roi_pool(x, rois, scale, 3, 4)
     out, arg = roipool.roi_pooling(x.numpy(), rois.numpy(), (3, 4), scale,
                                    return_argmax=True, compat="torchvision")
@@ -200,11 +201,18 @@ def test_no_grad_path_same_values():
     assert torch.equal(rt.roi_pool(x, rois, (4, 2), 0.5), no_graph)
 
 
-def test_boxes_get_no_gradient():
+def test_boxes_get_no_gradient(tv_ops):
     x, rois = make_case(8, 0.5)
     a, r = x.clone().requires_grad_(True), rois.clone().requires_grad_(True)
     rt.roi_pool(a, r, 2, 0.5).sum().backward()
     assert r.grad is None and a.grad is not None
+    # boxes alone requiring a gradient: as torchvision, a graph whose backward gives none
+    for pool in (rt.roi_pool, tv_ops.roi_pool):
+        r = rois.clone().requires_grad_(True)
+        out = pool(x, r, 2, 0.5)
+        assert out.requires_grad
+        out.sum().backward()
+        assert r.grad is None
 
 
 class _Net(torch.nn.Module):
@@ -275,7 +283,7 @@ def test_non_cpu_tensors_are_rejected():
     (lambda x, r: rt.roi_pool(x, r, 2, num_threads=0), ValueError, "num_threads"),
     (lambda x, r: rt.roi_pool(x, r.bool(), 2), TypeError, "rois"),
     (lambda x, r: rt.roi_pool(x, r + torch.tensor([5.0, 0, 0, 0, 0]), 2), ValueError, "row 0"),
-    (lambda x, r: rt.roi_pool(x[0], r, 2), ValueError, "data"),
+    (lambda x, r: rt.roi_pool(x[0], r, 2), ValueError, "input must be 4-D"),
 ])
 def test_bad_arguments(call, exc, match):
     x = torch.zeros((2, 3, 8, 8), requires_grad=True)
@@ -303,8 +311,8 @@ def spy(monkeypatch):
             return res
         return inner
 
-    monkeypatch.setattr(rt, "roi_pooling", wrap(roipool.roi_pooling))
-    monkeypatch.setattr(rt, "roi_pooling_backward", wrap(roipool.roi_pooling_backward))
+    monkeypatch.setattr(_torch_ops, "roi_pooling", wrap(roipool.roi_pooling))
+    monkeypatch.setattr(_torch_ops, "roi_pooling_backward", wrap(roipool.roi_pooling_backward))
     return calls
 
 
@@ -317,15 +325,16 @@ def test_tensors_are_not_copied(spy, layout):
         x = torch.zeros((2, 8, 40, 40))[:, :, 3:35:2, 5:37:2].copy_(x)
     a = x.clone(memory_format=torch.preserve_format).requires_grad_(True)
     out = rt.roi_pool(a, rois, 3, 0.25)
-    (name, args, _, (res, argmax)), = spy
+    (name, args, kw, res), = spy
     data, r = args[0], args[1]
     assert name == "roi_pooling"
     # the kernel read the tensor's own memory, with its strides
     assert _ptr(data) == a.data_ptr()
     assert data.strides == tuple(s * a.element_size() for s in a.stride())
     assert _ptr(r) == rois.data_ptr()
-    # the result tensor is the kernel's output array
-    assert out.data_ptr() == _ptr(res)
+    # the kernel wrote into the result tensor (and into the argmax autograd keeps)
+    assert out.data_ptr() == _ptr(res) == _ptr(kw["out"])
+    assert kw["argmax"].dtype == np.int32 and kw["argmax"].shape == res.shape
     assert out.stride() == tuple(s // res.itemsize for s in res.strides)
     assert out.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
     seen = []
@@ -352,3 +361,37 @@ def test_default_threads_follow_torch(spy):
         torch.set_num_threads(before)
     rt.roi_pool(x, rois, 2)
     assert spy[-1][2]["num_threads"] == min(before, roipool._roi_pool.omp_max_threads())
+
+
+# ----------------------------------------------------------------------------- drop-in errors
+
+_MALFORMED = {
+    "boxes [K, 4]": lambda x, r: (x, r[:, 1:]),
+    "boxes 1-D": lambda x, r: (x, r[0]),
+    "boxes 3-D": lambda x, r: (x, r[None]),
+    "list holding [L, 5]": lambda x, r: (x, [r]),
+    "list holding 1-D": lambda x, r: (x, [r[0, 1:]]),
+    "boxes ndarray": lambda x, r: (x, r.numpy()),
+    "boxes int": lambda x, r: (x, 5),
+    "list holding ndarray": lambda x, r: (x, [r[:, 1:].numpy()]),
+    "input 3-D": lambda x, r: (x[0], r),
+    "input int": lambda x, r: (x.int(), r.int()),
+    "input ndarray": lambda x, r: (x.numpy(), r),
+}
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED))
+def test_malformed_input_raises_torchvisions_exception_type(tv_ops, case):
+    """Code that catches what torchvision raises catches roipool's error too,
+    which is also roipool's own ValueError / TypeError with its message."""
+    x = torch.zeros((2, 3, 8, 8))
+    r = torch.tensor([[0.0, 1, 1, 4, 4], [1, 0, 0, 2, 2]])
+    args = _MALFORMED[case](x, r)
+    with pytest.raises(Exception) as tv_info:
+        tv_ops.roi_pool(*args, 2)
+    tv_type = type(tv_info.value)
+    assert tv_type in (AssertionError, IndexError, RuntimeError, TypeError), tv_type
+    with pytest.raises(tv_type) as info:
+        rt.roi_pool(*args, 2)
+    assert isinstance(info.value, (ValueError, TypeError))
+    assert any(name in str(info.value) for name in ("boxes", "input")), info.value

@@ -6,6 +6,14 @@
 tensor([[ 7.,  9.],
         [19., 21.]])
 
+Importing this module registers roipool's operators with torch
+(``torch.ops.roipool.roi_pool`` and its forward/backward kernels, see
+``roipool._torch_ops``) and their ONNX translation to ``MaxRoiPool``, so it
+must be imported before loading a TorchScript, ``torch.export`` or compiled
+program that uses them. ``roi_pool`` is scriptable (``torch.jit.script``) and
+stays one node under ``torch.fx.symbolic_trace``; nothing in it breaks a
+``torch.compile`` graph.
+
 Differences from calling :func:`roipool.roi_pooling` on the tensors' arrays:
 
 * ``compat="torchvision"`` is the default. torchvision converts
@@ -16,149 +24,145 @@ Differences from calling :func:`roipool.roi_pooling` on the tensors' arrays:
   result equals ``torchvision.ops.roi_pool`` element by element at every
   scale. Pass ``compat="mxnet"`` for MXNet's numbers.
 * ``num_threads=None`` uses ``torch.get_num_threads()``, further limited by
-  roipool's OpenMP default (``OMP_NUM_THREADS``, threadpoolctl).
+  roipool's OpenMP default (``OMP_NUM_THREADS``, threadpoolctl), read when the
+  kernel runs.
 
 Tensors are CPU only (another device raises ValueError naming it). Nothing is
 copied between torch and the kernels: the input, the boxes and the output
-gradient are passed as NumPy views of the tensors' memory (``Tensor.numpy()``),
-and the result is wrapped with ``torch.from_numpy`` (float32, float64 and
-float16 directly, bfloat16 through ``ml_dtypes``, imported only when a
-bfloat16 tensor comes). Boxes given as a list are concatenated into one
-[K, 5] tensor first, as torchvision does.
-A channels-last input is read in place and gives a channels-last output
-(torchvision returns a contiguous one; the values are the same). Boxes of
-another dtype are converted to the input's dtype (torchvision raises).
+gradient are passed as NumPy views of the tensors' memory, and the kernel
+writes into the output tensor (bfloat16 goes through ``ml_dtypes``, imported
+only when a bfloat16 tensor comes). Boxes given as a list are concatenated
+into one [K, 5] tensor first, as torchvision does. A channels-last input is
+read in place and gives a channels-last output (torchvision returns a
+contiguous one; the values are the same). Boxes of another dtype are converted
+to the input's dtype (torchvision raises).
+
+Malformed boxes raise the exception type torchvision raises (AssertionError
+for a wrong shape, IndexError for a tensor with fewer than 2 dimensions),
+through a subclass that is also roipool's ValueError or TypeError.
 
 The backward pass is :func:`roipool.roi_pooling_backward`: deterministic,
 bit-identical for any thread count, and equal to torchvision's CPU backward.
 Boxes get no gradient. Importing ``roipool`` never imports torch; only this
 module does.
+
+:func:`patch_torchvision` makes roipool the CPU kernel of torchvision's own
+operator, so unmodified torchvision code and saved programs run on it.
 """
-import numpy as np
+from typing import List, Optional, Tuple, Union
+
 import torch
+import torch.fx
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+from torch.jit.annotations import BroadcastingList2
 
-from roipool import _roi_pool
-from roipool._ops import roi_pooling, roi_pooling_backward
-from roipool._validate import check_pooled_size
+from roipool import _torch_ops  # noqa: F401  (registers torch.ops.roipool.*)
+from roipool import _torch_onnx
+from roipool._torch_patch import patch_torchvision, unpatch_torchvision
+from roipool._validate import check_num_threads, check_pooled_size
 
-__all__ = ["roi_pool", "RoIPool"]
+__all__ = ["roi_pool", "RoIPool", "patch_torchvision", "unpatch_torchvision",
+           "onnx_translation_table"]
 
-_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-
-
-def _bfloat16():
-    try:
-        import ml_dtypes
-    except ImportError:
-        raise TypeError(
-            "roipool.torch: bfloat16 tensors need the ml_dtypes package "
-            "(pip install ml_dtypes)"
-        ) from None
-    return np.dtype(ml_dtypes.bfloat16)
+_torch_onnx.register_legacy_symbolic()
+onnx_translation_table = _torch_onnx.onnx_translation_table
 
 
-def _numpy_dtype(dtype):
-    if dtype == torch.bfloat16:
-        return _bfloat16()
-    return {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}[dtype]
+# torchvision checks boxes with torch._assert (AssertionError) and indexes
+# size(1) (IndexError for a 1-D tensor); these carry roipool's message and
+# are both roipool's error type and torchvision's.
+class BoxesShapeError(ValueError, AssertionError):
+    pass
 
 
-def _to_numpy(t):
-    """A NumPy view of a CPU tensor's memory (strides kept, no copy)."""
-    t = t.detach().resolve_neg()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(_bfloat16())
-    return t.numpy()
+class BoxesTypeError(TypeError, AssertionError):
+    pass
 
 
-def _from_numpy(a, dtype):
-    """A tensor sharing a's memory (strides kept, no copy)."""
-    if dtype == torch.bfloat16:
-        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(a)
+class BoxesDimError(ValueError, IndexError):
+    pass
 
 
-def _check_cpu(t, name):
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+# torchvision's kernel raises RuntimeError for an input it cannot take.
+class InputShapeError(ValueError, RuntimeError):
+    pass
+
+
+class InputTypeError(TypeError, RuntimeError):
+    pass
+
+
+_BOXES = "boxes must be a Tensor[K, 5] or a list of Tensor[L, 4]"
+
+
+def _check_tensor(t: Tensor, name: str):
     if t.device.type != "cpu":
         raise ValueError(
             f"roipool.torch runs on the CPU only; {name} is on device '{t.device}' "
-            f"(use torchvision.ops.roi_pool there, or move it with .cpu())"
-        )
+            f"(use torchvision.ops.roi_pool there, or move it with .cpu())")
     if t.layout != torch.strided:
         raise ValueError(f"{name} must be a dense (strided) tensor, got layout {t.layout}")
 
 
-def _rois(boxes, input):
+def _check_box_tensor(b: Tensor, name: str, width: int, what: str):
+    _check_tensor(b, name)
+    if b.dim() < 2:
+        raise BoxesDimError(f"{name} must be a {what}, got shape {list(b.shape)}")
+    if b.dim() != 2 or b.shape[1] != width:
+        raise BoxesShapeError(f"{name} must be a {what}, got shape {list(b.shape)}")
+
+
+def _rois(boxes: Union[Tensor, List[Tensor]], input: Tensor) -> Tensor:
     """Tensor[K, 5], or torchvision's List[Tensor[L, 4]] converted as its
     convert_boxes_to_roi_format does: batch index i in front of image i's boxes."""
     if isinstance(boxes, Tensor):
-        _check_cpu(boxes, "boxes")
-        if boxes.dim() != 2 or boxes.shape[1] != 5:
-            raise ValueError(
-                f"boxes must be a Tensor[K, 5] or a list of Tensor[L, 4], "
-                f"got a tensor of shape {tuple(boxes.shape)}"
-            )
+        _check_box_tensor(boxes, "boxes", 5, "Tensor[K, 5] (or a list of Tensor[L, 4])")
         return boxes
-    if not isinstance(boxes, (list, tuple)):
-        raise TypeError(
-            f"boxes must be a Tensor[K, 5] or a list of Tensor[L, 4], got {type(boxes).__name__}"
-        )
-    parts = []
+    if not torch.jit.is_scripting():
+        if not isinstance(boxes, (list, tuple)):
+            raise BoxesTypeError(f"{_BOXES}, got {type(boxes).__name__}")
+        for b in boxes:
+            if not isinstance(b, Tensor):
+                raise BoxesTypeError(f"{_BOXES}, got a list holding {type(b).__name__}")
+    parts: List[Tensor] = []
     for i, b in enumerate(boxes):
-        _check_cpu(b, f"boxes[{i}]")
-        if b.dim() != 2 or b.shape[1] != 4:
-            raise ValueError(f"boxes[{i}] must be a Tensor[L, 4], got shape {tuple(b.shape)}")
+        _check_box_tensor(b, f"boxes[{i}]", 4, "Tensor[L, 4]")
         parts.append(torch.cat([torch.full_like(b[:, :1], i), b], dim=1))
-    if not parts:
+    if len(parts) == 0:
         return input.new_zeros((0, 5))
     return torch.cat(parts, dim=0)
 
 
-def _scale_rule(compat, spatial_scale, dtype):
-    """(core compat, scale) that give torchvision's CPU arithmetic for this dtype.
-
-    torchvision 0.29's CPU kernel takes ``const T spatial_scale``: the scale
-    is rounded to the tensor's dtype T and each coordinate is multiplied in T.
-    For float64 that is roipool's "torchvision" rule (a double product). For
-    the other dtypes, rounding the scale to T here and using the "mxnet" rule
-    (scale -> float32 -> T, exact for a T value, product in T) is the same.
-    """
-    if compat != "torchvision" or dtype == torch.float64:
-        return compat, spatial_scale
-    if isinstance(spatial_scale, (bool, np.bool_)) or not isinstance(
-            spatial_scale, (int, float, np.integer, np.floating)):
-        return "mxnet", spatial_scale  # not a number: roi_pooling names it
-    with np.errstate(over="ignore", under="ignore"):
-        t = _numpy_dtype(dtype)
-        return "mxnet", float(np.asarray(float(spatial_scale)).astype(t))
+def _eager_output_size(output_size):
+    try:
+        return check_pooled_size(output_size)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("pooled_size", "output_size")) from None
 
 
-class _RoIPoolFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, rois, output_size, spatial_scale, compat, num_threads):
-        out, argmax = roi_pooling(_to_numpy(input), _to_numpy(rois), output_size,
-                                  spatial_scale, return_argmax=True, compat=compat,
-                                  num_threads=num_threads)
-        ctx.save_for_backward(rois, torch.from_numpy(argmax))
-        ctx.data_shape = tuple(input.shape)
-        ctx.num_threads = num_threads
-        return _from_numpy(out, input.dtype)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        rois, argmax = ctx.saved_tensors
-        grad = roi_pooling_backward(_to_numpy(grad_output), _to_numpy(rois), argmax.numpy(),
-                                    ctx.data_shape, num_threads=ctx.num_threads)
-        return _from_numpy(grad, grad_output.dtype), None, None, None, None, None
+def _output_size(output_size: List[int]) -> Tuple[int, int]:
+    if not torch.jit.is_scripting():
+        return _eager_output_size(output_size)
+    if len(output_size) != 2 or output_size[0] < 1 or output_size[1] < 1:
+        raise ValueError(f"output_size must be a positive int or a pair of positive ints, "
+                         f"got {output_size}")
+    return output_size[0], output_size[1]
 
 
-def roi_pool(input, boxes, output_size, spatial_scale=1.0, *, compat="torchvision",
-             num_threads=None):
+def _num_threads(num_threads: Optional[int]) -> int:
+    if num_threads is None:
+        return -1  # the kernel reads torch.get_num_threads() when it runs
+    if not torch.jit.is_scripting():
+        check_num_threads(num_threads)
+    elif num_threads < 1:
+        raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads}")
+    return num_threads
+
+
+@torch.fx.wrap
+def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
+             output_size: BroadcastingList2[int], spatial_scale: float = 1.0,
+             compat: str = "torchvision", num_threads: Optional[int] = None) -> Tensor:
     """ROI max pooling with torchvision's signature, on CPU tensors.
 
     Parameters
@@ -175,32 +179,29 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0, *, compat="torchvisio
         Whose coordinate rounding to follow (see the module docstring).
     num_threads : int, optional
         Threads for this call; None is ``torch.get_num_threads()`` capped by
-        roipool's OpenMP default.
+        roipool's OpenMP default, read when the kernel runs.
 
     Returns
     -------
     Tensor[K, C, PH, PW] of input's dtype. Differentiable with respect to input.
     """
-    _check_cpu(input, "input")
-    if input.dtype not in _FLOATS:
-        raise TypeError(
-            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}"
-        )
+    if not torch.jit.is_scripting():
+        if not isinstance(input, Tensor):
+            raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+        if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
+            raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
+    _check_tensor(input, "input")
+    if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
+        raise InputTypeError(
+            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}")
+    if input.dim() != 4:
+        raise InputShapeError(f"input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+    if compat not in ["torchvision", "mxnet"]:
+        raise ValueError(f"compat must be 'torchvision' or 'mxnet', got '{compat}'")
     rois = _rois(boxes, input)
-    try:
-        output_size = check_pooled_size(output_size)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("pooled_size", "output_size")) from None
-    if num_threads is None:
-        num_threads = max(1, min(torch.get_num_threads(), _roi_pool.omp_max_threads()))
-    compat, spatial_scale = _scale_rule(compat, spatial_scale, input.dtype)
-    if torch.is_grad_enabled() and input.requires_grad:
-        return _RoIPoolFunction.apply(input, rois, output_size, spatial_scale, compat,
-                                      num_threads)
-    # No graph to record: skip the argmax, which halves the output traffic.
-    out = roi_pooling(_to_numpy(input), _to_numpy(rois), output_size, spatial_scale,
-                      compat=compat, num_threads=num_threads)
-    return _from_numpy(out, input.dtype)
+    ph, pw = _output_size(output_size)
+    return torch.ops.roipool.roi_pool(input, rois, float(spatial_scale), ph, pw, compat,
+                                      _num_threads(num_threads))
 
 
 class RoIPool(nn.Module):
@@ -208,21 +209,22 @@ class RoIPool(nn.Module):
 
     ``RoIPool(output_size, spatial_scale)(input, boxes)`` equals
     ``roi_pool(input, boxes, output_size, spatial_scale)``; ``compat`` and
-    ``num_threads`` are passed through.
+    ``num_threads`` are passed through. Scriptable.
     """
 
-    def __init__(self, output_size, spatial_scale, *, compat="torchvision", num_threads=None):
+    def __init__(self, output_size: BroadcastingList2[int], spatial_scale: float, *,
+                 compat: str = "torchvision", num_threads: Optional[int] = None):
         super().__init__()
         self.output_size = output_size
         self.spatial_scale = spatial_scale
         self.compat = compat
         self.num_threads = num_threads
 
-    def forward(self, input, rois):
-        return roi_pool(input, rois, self.output_size, self.spatial_scale, compat=self.compat,
-                        num_threads=self.num_threads)
+    def forward(self, input: Tensor, rois: Union[Tensor, List[Tensor]]) -> Tensor:
+        return roi_pool(input, rois, self.output_size, self.spatial_scale, self.compat,
+                        self.num_threads)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extra = "" if self.num_threads is None else f", num_threads={self.num_threads}"
         return (f"{self.__class__.__name__}(output_size={self.output_size}, "
                 f"spatial_scale={self.spatial_scale}, compat={self.compat!r}{extra})")

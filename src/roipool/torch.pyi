@@ -1,19 +1,25 @@
 # Type stubs for roipool.torch (needs the optional extra "torch").
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["roi_pool", "RoIPool"]
+__all__ = ["roi_pool", "RoIPool", "patch_torchvision", "unpatch_torchvision",
+           "onnx_translation_table"]
 
 _Compat = Literal["mxnet", "torchvision"]
 _Boxes = Tensor | Sequence[Tensor]  # Tensor[K, 5] or one Tensor[L, 4] per image
+
+class BoxesShapeError(ValueError, AssertionError): ...
+class BoxesTypeError(TypeError, AssertionError): ...
+class BoxesDimError(ValueError, IndexError): ...
+class InputShapeError(ValueError, RuntimeError): ...
+class InputTypeError(TypeError, RuntimeError): ...
 
 def roi_pool(
     input: Tensor,
     boxes: _Boxes,
     output_size: int | tuple[int, int] | Sequence[int],
     spatial_scale: float = 1.0,
-    *,
     compat: _Compat = "torchvision",
     num_threads: int | None = None,
 ) -> Tensor: ...
@@ -32,3 +38,7 @@ class RoIPool(nn.Module):
         num_threads: int | None = None,
     ) -> None: ...
     def forward(self, input: Tensor, rois: _Boxes) -> Tensor: ...
+
+def patch_torchvision() -> None: ...
+def unpatch_torchvision() -> None: ...
+def onnx_translation_table() -> dict[Any, Callable[..., Any]]: ...

@@ -1,0 +1,125 @@
+"""patch_torchvision(): roipool as the CPU kernel of torchvision's roi_pool operator.
+
+The first patch captures torchvision's CPU kernels (``torch.library.get_kernel``)
+and registers ours for the CPU key in their place, once for the life of the
+process. Ours runs roipool while patched and torchvision's captured kernel
+otherwise, so unpatching is a flag: removing a kernel from the dispatcher while
+another thread is inside it frees the kernel under that thread. Inputs roipool
+does not take the way torchvision does (a dtype torchvision refuses, an empty
+grid, a spatial_scale that is not a finite number > 0) go to torchvision's
+kernel even when patched, so they behave exactly as before. Only the CPU key
+is touched: other devices, the fake (meta) kernel and the autograd formula stay
+torchvision's.
+"""
+import math
+import threading
+import warnings
+
+import torch
+
+from roipool import _torch_ops as ops
+
+SCHEMAS = {
+    "roi_pool": "torchvision::roi_pool(Tensor input, Tensor rois, float spatial_scale, "
+                "SymInt pooled_height, SymInt pooled_width) -> (Tensor, Tensor)",
+    "_roi_pool_backward": "torchvision::_roi_pool_backward(Tensor grad, Tensor rois, "
+                          "Tensor argmax, float spatial_scale, SymInt pooled_height, "
+                          "SymInt pooled_width, SymInt batch_size, SymInt channels, "
+                          "SymInt height, SymInt width) -> Tensor",
+}
+# torchvision's CPU kernel dispatches on these (AT_DISPATCH_FLOATING_TYPES_AND_HALF)
+_TV_DTYPES = (torch.float32, torch.float64, torch.float16)
+
+_lock = threading.Lock()
+_state = {"library": None, "original": {}, "enabled": False}
+
+
+def _takes(input, rois, spatial_scale, pooled_height, pooled_width):
+    """Whether roipool computes this call exactly as torchvision's kernel."""
+    return (_state["enabled"] and input.dtype in _TV_DTYPES and rois.dtype == input.dtype
+            and input.dim() == 4 and rois.dim() == 2 and rois.shape[1] == 5
+            and pooled_height > 0 and pooled_width > 0
+            and math.isfinite(spatial_scale) and spatial_scale > 0)
+
+
+def _roi_pool_cpu(keyset, input, rois, spatial_scale, pooled_height, pooled_width):
+    if not _takes(input, rois, spatial_scale, pooled_height, pooled_width):
+        return _state["original"]["roi_pool"].call_boxed(
+            keyset, input, rois, spatial_scale, pooled_height, pooled_width)
+    # torchvision's results are contiguous, its argmax int32 like roipool's
+    return ops.forward(input, rois, spatial_scale, pooled_height, pooled_width, "torchvision",
+                       ops.DEFAULT_THREADS, True, torch.contiguous_format)
+
+
+def _roi_pool_backward_cpu(keyset, grad, rois, argmax, spatial_scale, pooled_height,
+                           pooled_width, batch_size, channels, height, width):
+    if not (_takes(grad, rois, spatial_scale, pooled_height, pooled_width)
+            and argmax.shape == grad.shape):
+        return _state["original"]["_roi_pool_backward"].call_boxed(
+            keyset, grad, rois, argmax, spatial_scale, pooled_height, pooled_width,
+            batch_size, channels, height, width)
+    return ops.backward(grad, rois, argmax, (batch_size, channels, height, width),
+                        ops.DEFAULT_THREADS)
+
+
+def _torchvision_ops():
+    if not hasattr(torch.library, "get_kernel"):
+        raise RuntimeError(
+            f"roipool.torch.patch_torchvision() needs torch.library.get_kernel, which torch "
+            f"{torch.__version__} lacks; upgrade torch (tested with 2.14)")
+    try:
+        import torchvision  # noqa: F401  (loads torchvision's operators)
+    except ImportError as exc:
+        raise ImportError(
+            "roipool.torch.patch_torchvision() needs torchvision, which is not "
+            f"importable ({exc})") from exc
+    for name, want in SCHEMAS.items():
+        try:
+            got = str(getattr(torch.ops.torchvision, name).default._schema)
+        except (AttributeError, RuntimeError):
+            got = None
+        if got != want:
+            raise RuntimeError(
+                f"roipool.torch.patch_torchvision(): torchvision {torchvision.__version__} "
+                f"defines {got or 'no operator torchvision::' + name}, expected {want}; "
+                f"this torchvision is not supported, nothing was patched")
+
+
+def patch_torchvision():
+    """Run torchvision's ``roi_pool`` operator on roipool for CPU tensors.
+
+    Afterwards ``torchvision.ops.roi_pool``, ``torchvision.ops.RoIPool``,
+    ``torch.ops.torchvision.roi_pool`` and scripted, exported or compiled
+    programs that call it compute with roipool: the same output, argmax and
+    gradient as torchvision's CPU kernel, bit for bit, for float32, float64
+    and float16 at any scale. Other devices keep torchvision's kernels.
+    Calling it again does nothing; :func:`unpatch_torchvision` undoes it. Both
+    may be called from any thread at any time. A batch index outside the batch
+    or a NaN or infinite box coordinate (on which torchvision's kernel reads
+    out of bounds or has undefined behaviour) raises ValueError.
+    """
+    with _lock:
+        _torchvision_ops()
+        if _state["library"] is None:
+            original = {name: torch.library.get_kernel(f"torchvision::{name}", "CPU")
+                        for name in SCHEMAS}
+            lib = torch.library.Library("torchvision", "IMPL")
+            with warnings.catch_warnings():
+                # the dispatcher warns that a kernel is overridden: that is the point
+                warnings.filterwarnings("ignore", ".*previously registered kernel")
+                _state["original"] = original
+                lib.impl("roi_pool", _roi_pool_cpu, "CPU", with_keyset=True)
+                lib.impl("_roi_pool_backward", _roi_pool_backward_cpu, "CPU",
+                         with_keyset=True)
+            _state["library"] = lib  # kept: see the module docstring
+        _state["enabled"] = True
+
+
+def unpatch_torchvision():
+    """Give torchvision's CPU kernels back (does nothing when not patched)."""
+    with _lock:
+        _state["enabled"] = False
+
+
+def is_patched():
+    return _state["enabled"]
