@@ -29,7 +29,8 @@ import numpy as np
 import roipool
 from roipool import _roi_pool
 from roipool import _workloads as wl
-from roipool.__main__ import SEED_EXPECTED, _loop_rule
+from roipool import _reference
+from roipool.__main__ import SEED_EXPECTED
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
@@ -89,11 +90,11 @@ def perturb(a):
 
 
 def reference_slice(data, rois, pooled, scale, n_rois=3, n_channels=2):
-    """The plain-loop rule (SEMANTICS.md, roipool.__main__._loop_rule) on the
+    """The plain-loop rule (docs/semantics.md, roipool._reference) on the
     first ROIs and channels of a workload: (data slice, rois slice, out, argmax)."""
     d = np.ascontiguousarray(data[:, :n_channels])
     r = rois[:n_rois]
-    out, arg = _loop_rule(d, r, pooled, scale)
+    out, arg = _reference.forward(d, r, pooled, scale)
     return d, r, out, arg
 
 

@@ -1,56 +1,19 @@
 """python -m roipool [info | bench ...]
 
 With no subcommand: the main job. Prints the build, runs the seed example
-of SEMANTICS.md and checks it, checks forward parity against a plain-loop
-NumPy rule on random ROIs, and times the vgg16-frcnn-300 workload at one
-thread and at all threads (< 30 s)."""
+of docs/semantics.md and checks it, checks forward parity against the
+plain-loop rule (roipool._reference) on random ROIs, and times the
+vgg16-frcnn-300 workload at one thread and at all threads (< 30 s)."""
 import argparse
-import math
 import sys
 
 import numpy as np
 
 import roipool
+from roipool import _reference
 from roipool import _workloads as wl
 
-SEED_EXPECTED = {1.0: [[14, 16], [26, 28]], 0.7: [[7, 9], [19, 21]]}  # SEMANTICS.md
-
-
-def _c_round(x):
-    """C round(): halves away from zero."""
-    t = math.trunc(x)
-    return t + (1 if x - t >= 0.5 else -1 if x - t <= -0.5 else 0)
-
-
-def _loop_rule(data, rois, pooled, scale):
-    """SEMANTICS.md line by line, in float32 NumPy scalars (slow; small inputs)."""
-    f32 = np.float32
-    N, C, H, W = data.shape
-    PH, PW = pooled
-    out = np.zeros((len(rois), C, PH, PW), f32)
-    arg = np.full(out.shape, -1, np.int32)
-    s = f32(scale)
-    for r, row in enumerate(rois.astype(f32)):
-        b = int(row[0])
-        x1, y1, x2, y2 = (_c_round(float(v * s)) for v in row[1:])
-        bin_h = f32(max(y2 - y1 + 1, 1)) / f32(PH)
-        bin_w = f32(max(x2 - x1 + 1, 1)) / f32(PW)
-        for ph in range(PH):
-            hs = min(max(math.floor(f32(ph) * bin_h) + y1, 0), H)
-            he = min(max(math.ceil(f32(ph + 1) * bin_h) + y1, 0), H)
-            for pw in range(PW):
-                ws = min(max(math.floor(f32(pw) * bin_w) + x1, 0), W)
-                we = min(max(math.ceil(f32(pw + 1) * bin_w) + x1, 0), W)
-                if he <= hs or we <= ws:
-                    continue
-                for c in range(C):
-                    best, idx = f32(-3.4028234663852886e38), -1
-                    for h in range(hs, he):
-                        for w in range(ws, we):
-                            if data[b, c, h, w] > best:
-                                best, idx = data[b, c, h, w], h * W + w
-                    out[r, c, ph, pw], arg[r, c, ph, pw] = best, idx
-    return out, arg
+SEED_EXPECTED = {1.0: [[14, 16], [26, 28]], 0.7: [[7, 9], [19, 21]]}  # docs/semantics.md, the seed example
 
 
 def _timing_rows(name, threads, repeat, dtype=np.float32):
@@ -93,10 +56,10 @@ def main_job():
     rois = np.column_stack([b, xy]).astype(np.float32)
     for scale in (0.25, 0.7, 1.0):
         out, arg = roipool.roi_pooling(data, rois, (3, 4), scale, return_argmax=True)
-        ref_out, ref_arg = _loop_rule(data, rois, (3, 4), scale)
+        ref_out, ref_arg = _reference.forward(data, rois, (3, 4), scale)
         match = np.array_equal(out, ref_out, equal_nan=True) and np.array_equal(arg, ref_arg)
         ok &= match
-        print(f"parity vs the NumPy loop rule, {R} random ROIs, spatial_scale={scale}: "
+        print(f"parity vs the plain-loop rule, {R} random ROIs, spatial_scale={scale}: "
               f"{'exact' if match else 'MISMATCH'}")
 
     limit = wl.simd_max_ns_per_element()
