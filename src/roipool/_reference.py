@@ -3,12 +3,19 @@
 It imports nothing from roipool, so a bug in the kernels cannot hide in it.
 Slow by design: Python loops over ROIs, bins and bin elements, only the
 channel axis is a NumPy vector; keep shapes small. The tests, the fuzzer's
-contract model (tools/fuzz/), the benchmark's exactness check and
+contract model (tools/fuzzing/), the benchmark's exactness check and
 ``python -m roipool`` all use this one module.
 
 Arithmetic is done in T, the data's dtype, with NumPy scalars. For float16 and
-bfloat16 ("Reduced precision"), each conversion, product, quotient and sum is
-done in float32 and rounded to T before the next step, as MXNet's half_t does.
+bfloat16 ("Reduced precision"), each product, quotient and sum, and each integer
+converted to T, goes through float32 and is rounded to T before the next step,
+as MXNet's half_t does.
+
+API (stable; the benchmark and the fuzzer import it):
+    forward(data, rois, pooled_size, spatial_scale, compat="mxnet") -> (out, argmax)
+    backward(grad_out, rois, argmax, data_shape) -> grad
+and the steps they are made of: scale_in, scaled_corners, rounded_box, roi_bins,
+Arith, c_round, FLT_MAX, NotFiniteSize.
 
 The functions do not validate: pass what the contract calls valid input (the
 batch column names an image, coordinates are finite). The one thing the rule
