@@ -5,15 +5,17 @@
     python bench/bench.py --workload vgg16-frcnn,tiny --repeat 9
     python bench/bench.py --quick --peers none  # smoke run, roipool alone
 
-For every workload: exactness checks first (roipool against a plain-loop
-rule, and against torchvision / ONNX Runtime where their rule agrees; any
-mismatch aborts with exit status 1), then medians at 1 thread and at all
-cores of roipool (out= preallocated, allocating, with argmax),
-``torchvision.ops.roi_pool`` and ONNX Runtime ``MaxRoiPool``, and for the
-non-tiny workloads the backward pass of roipool and torchvision. Ratios are
-of medians measured in this same process run. See bench/README.md for the
-columns and the method."""
-import argparse
+For every workload: exactness checks first (roipool against the plain-loop
+rule roipool._reference, and against torchvision / ONNX Runtime / OpenCV dnn
+where their rule agrees; any mismatch aborts with exit status 1), then
+medians at 1 thread and at all cores of roipool's default call (roipool
+allocates, the caller drops the result: the headline), its out= call, with
+argmax, its torch front end, N Python threads at once, and of
+``torchvision.ops.roi_pool``, ONNX Runtime ``MaxRoiPool`` and OpenCV dnn's
+Caffe ``ROIPooling``; for the non-tiny workloads the backward pass of roipool
+and torchvision. Ratios are of medians measured in this same process run.
+The code is in bench/roipool_bench/ (checks, peers, timing, workload,
+targets, report). See bench/README.md for the columns and the method."""
 import argparse
 import json
 import os
@@ -30,7 +32,7 @@ import roipool  # noqa: E402
 from roipool import _workloads as wl  # noqa: E402
 
 from roipool_bench.checks import check_workload, compare, perturb  # noqa: E402,F401
-from roipool_bench.peers import load_peers  # noqa: E402
+from roipool_bench.peers import NAMES as PEER_NAMES, load_peers  # noqa: E402
 from roipool_bench.report import chart, history_line, machine_info, markdown  # noqa: E402
 from roipool_bench.targets import evaluate_targets, summarize  # noqa: E402
 from roipool_bench.timing import Contestant, OtherLoad, round_robin, wait_quiet  # noqa: E402
@@ -53,7 +55,7 @@ def parse_args(argv):
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts (default: 1 and all available cores)")
     p.add_argument("--peers", default="auto",
-                   help="auto (every installed peer), none, or a comma list of torchvision, ort")
+                   help="auto (every installed peer), none, or a comma list of torchvision, ort, opencv")
     p.add_argument("--autograd", action="store_true",
                    help="also time torchvision's autograd forward+backward and report it minus "
                         "the forward (a cross-check of the backward method; slow)")
@@ -98,7 +100,7 @@ def main(argv=None):
     log(f"roipool {roipool.__version__} ({machine['isa']}, {machine['compiler']}, OpenMP "
         f"{'on' if machine['openmp'] else 'off'}) on {machine['cpu']}, {cores} cores; "
         f"threads {threads}")
-    for k in ("torchvision", "ort"):
+    for k in PEER_NAMES:
         log(f"peer {k}: " + ("yes" if peers[k] is not None else f"not run ({why[k]})"))
     if args.quick or min(args.repeat, args.peer_repeat) < 5:
         log("note: fewer than 5 runs per measurement; smoke numbers, not for publication")

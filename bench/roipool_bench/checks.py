@@ -112,5 +112,10 @@ def check_workload(name, peers, inject):
         # ORT multiplies in float32 like MXNet: roipool's default rule at any scale
         checks.append(compare(f"{name}: roipool out == ONNX Runtime MaxRoiPool", maybe(out), y))
         del sess
+    if peers["opencv"] is not None:
+        net = pr.opencv_net(peers["opencv"], data.shape, len(rois), pooled, scale)
+        y = pr.opencv_run(net, data, rois)
+        # OpenCV's Caffe layer multiplies in float32 too; it returns no argmax
+        checks.append(compare(f"{name}: roipool out == OpenCV dnn ROIPooling", maybe(out), y))
     return checks, arg, grad
 

@@ -10,7 +10,7 @@ import numpy as np
 import roipool
 from roipool import _roi_pool
 
-from roipool_bench.targets import TARGET_BWD_VS_TV, TARGET_FWD_VS_PEER
+from roipool_bench.targets import PEERS, TARGET_BWD_VS_TV, TARGET_FWD_VS_PEER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -38,6 +38,8 @@ def machine_info(peers):
     if peers["ort"] is not None:
         versions["onnxruntime"] = peers["ort"][0].__version__
         versions["onnx"] = peers["ort"][1].__version__
+    if peers["opencv"] is not None:
+        versions["opencv"] = peers["opencv"].__version__
     git = {}
     try:
         root = ROOT
@@ -68,7 +70,8 @@ def fmt(v, spec, none="-"):
 def markdown(res):
     m = res["machine"]
     v = m["versions"]
-    peers_v = ", ".join(f"{k} {v[k]}" for k in ("torch", "torchvision", "onnxruntime", "onnx")
+    peers_v = ", ".join(f"{k} {v[k]}" for k in ("torch", "torchvision", "onnxruntime", "onnx",
+                                                   "opencv")
                         if k in v) or "no peers installed"
     lim = res["limit"]
     L = [
@@ -90,23 +93,44 @@ def markdown(res):
         f"after one warm-up; tiny: {res['tiny_number']} calls per run, per-call time shown; "
         f"float32; ratios are peer median / roipool median from this same run",
         "",
-        "## Forward",
+        "## Forward: the default call",
         "",
-        "| workload | threads | roipool ms (out=) | ms (alloc) | ms (+argmax) | ns/visit "
-        "| x limit/thread | torchvision ms | x tv | ORT ms | x ORT | 1->N scaling | other load |",
+        "`roipool.roi_pooling(data, rois, pooled, scale)`: roipool allocates the output, the "
+        "caller drops it before the next call (a service loop). The out= call (a preallocated "
+        "output) beside it; every ratio is peer median / roipool default-call median.",
+        "",
+        "| workload | threads | **default ms** | out= ms | default / out= | torchvision ms "
+        "| x tv | ORT ms | x ORT | OpenCV ms | x OpenCV | 1->N scaling | other load |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res["forward"]:
         sc = res["scaling"].get(r["workload"])
         sct = f"{sc['ratio']:.2f}x" if sc and r["threads"] == sc["to"] else ""
         L.append(
-            f"| {r['workload']} | {r['threads']} | {fmt_ms(r['roipool_out_ms'])} | "
-            f"{fmt_ms(r['roipool_alloc_ms'])} | {fmt_ms(r['roipool_argmax_ms'])} | "
-            f"{r['ns_per_visit']:.4f} | "
+            f"| {r['workload']} | {r['threads']} | **{fmt_ms(r['roipool_default_ms'])}** | "
+            f"{fmt_ms(r['roipool_out_ms'])} | {fmt(r['default_over_out'], '.2f')} | "
+            + "".join(f"{fmt_ms(r.get(f'{p}_ms'))} | {fmt(r.get(f'speedup_{p}'), '.1f')} | "
+                      for p in PEERS)
+            + f"{sct} | {fmt(r.get('other_load_cores'), '.2f')} |")
+    L += ["", "## Forward: more roipool calls", "",
+          "out= call per element against the machine limit; with argmax; the torch front end's "
+          "default call (`roipool.torch.roi_pool`, no autograd); and N Python threads calling "
+          "at once (one OpenMP thread each; ms per round of N calls).",
+          "",
+          "| workload | threads | ns/visit (out=) | x limit/thread | +argmax ms "
+          "| roipool.torch ms | torch / out= | threads default ms | threads out= ms "
+          "| threads default / out= | 1->N scaling out= |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in res["forward"]:
+        sc = res["scaling"].get(r["workload"])
+        sct = f"{sc['ratio_out']:.2f}x" if sc and r["threads"] == sc["to"] else ""
+        L.append(
+            f"| {r['workload']} | {r['threads']} | {r['ns_per_visit']:.4f} | "
             f"{'-' if r['workload'].startswith('tiny') else format(r['x_limit_per_thread'], '.2f')} | "
-            f"{fmt_ms(r.get('torchvision_ms'))} | {fmt(r.get('speedup_torchvision'), '.1f')} | "
-            f"{fmt_ms(r.get('ort_ms'))} | {fmt(r.get('speedup_ort'), '.1f')} | {sct} | "
-            f"{fmt(r.get('other_load_cores'), '.2f')} |")
+            f"{fmt_ms(r['roipool_argmax_ms'])} | {fmt_ms(r.get('roipool_torch_ms'))} | "
+            f"{fmt(r.get('torch_over_out'), '.2f')} | {fmt_ms(r.get('pythreads_default_ms'))} | "
+            f"{fmt_ms(r.get('pythreads_out_ms'))} | "
+            f"{fmt(r.get('pythreads_default_over_out'), '.2f')} | {sct} |")
     floors = {r["workload"]: r["write_out_floor_ms"] for r in res["forward"]
               if "write_out_floor_ms" in r}
     if floors:
@@ -114,14 +138,14 @@ def markdown(res):
               "writing the output once): " + ", ".join(f"{k} {fmt_ms(v)} ms" for k, v in floors.items())]
     if res["backward"]:
         L += ["", "## Backward", "",
-              "| workload | threads | roipool ms (out=) | ms (alloc) | ns/grad element "
+              "| workload | threads | roipool ms (default) | ms (out=) | ns/grad element (out=) "
               "| read floor ms | torchvision ms | x tv |"
               + (" tv autograd fwd+bwd - fwd ms |" if res["autograd"] else ""),
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
               + (" ---: |" if res["autograd"] else "")]
         for b in res["backward"]:
-            L.append(f"| {b['workload']} | {b['threads']} | {fmt_ms(b['roipool_out_ms'])} | "
-                     f"{fmt_ms(b['roipool_alloc_ms'])} | {b['ns_per_grad_element']:.3f} | "
+            L.append(f"| {b['workload']} | {b['threads']} | {fmt_ms(b['roipool_default_ms'])} | "
+                     f"{fmt_ms(b['roipool_out_ms'])} | {b['ns_per_grad_element']:.3f} | "
                      f"{fmt_ms(b.get('read_bwd_inputs_floor_ms'))} | "
                      f"{fmt_ms(b.get('torchvision_ms'))} | "
                      f"{fmt(b.get('speedup_torchvision'), '.1f')} |"
@@ -164,7 +188,8 @@ def chart(res, path):
         return False
     allc = max(r["threads"] for r in res["forward"])
     series = []
-    for peer, label in (("torchvision", "vs torchvision fwd"), ("ort", "vs ONNX Runtime fwd")):
+    for peer, name in PEERS.items():
+        label = f"default call vs {name} fwd"
         for nt in sorted({1, allc}):
             vals = {r["workload"]: r.get(f"speedup_{peer}") for r in res["forward"]
                     if r["threads"] == nt}
@@ -188,7 +213,9 @@ def chart(res, path):
             if y:
                 ax.annotate(f"{y:.0f}" if y >= 10 else f"{y:.1f}", (b_.get_x() + b_.get_width() / 2, y),
                             ha="center", va="bottom", fontsize=6)
-    ax.axhline(TARGET_FWD_VS_PEER, color="k", ls="--", lw=0.8, label=f"fwd target {TARGET_FWD_VS_PEER:g}x")
+    for peer, ls in zip(PEERS, ("--", "-.", (0, (1, 1)))):
+        t = TARGET_FWD_VS_PEER[peer]
+        ax.axhline(t, color="k", ls=ls, lw=0.8, label=f"fwd target {t:g}x {PEERS[peer]}")
     ax.axhline(TARGET_BWD_VS_TV, color="grey", ls=":", lw=0.8, label=f"bwd target {TARGET_BWD_VS_TV:g}x")
     ax.axhline(1, color="k", lw=0.5)
     ax.set_yscale("log")
@@ -198,7 +225,7 @@ def chart(res, path):
     ax.set_title(f"roipool {m['versions']['roipool']} ({m['isa']}), {m['cpu']}, {m['cores']} cores, "
                  f"{m['date'][:10]}", fontsize=9)
     top = max(v for _, vals in series for v in vals.values() if v)
-    ax.set_ylim(top=max(top, TARGET_FWD_VS_PEER) * 1.6)
+    ax.set_ylim(top=max(top, *TARGET_FWD_VS_PEER.values()) * 1.6)
     ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -212,8 +239,9 @@ def history_line(res):
         "isa": res["machine"]["isa"], "cpu": res["machine"]["cpu"], "cores": res["machine"]["cores"],
         "versions": res["machine"]["versions"], "limit_ns": res["limit"]["ns_per_element"],
         "forward": {f"{r['workload']}@{r['threads']}": {
-            k: r[k] for k in ("roipool_out_ms", "roipool_alloc_ms", "ns_per_visit",
-                              "speedup_torchvision", "speedup_ort") if r.get(k) is not None}
+            k: r[k] for k in ("roipool_default_ms", "roipool_out_ms", "ns_per_visit",
+                              "speedup_torchvision", "speedup_ort", "speedup_opencv")
+            if r.get(k) is not None}
             for r in res["forward"]},
         "backward": {f"{b['workload']}@{b['threads']}": {
             k: b[k] for k in ("roipool_out_ms", "speedup_torchvision") if b.get(k) is not None}

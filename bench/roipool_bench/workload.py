@@ -1,4 +1,6 @@
 """One workload's contestants: roipool's calls, the peers, the memory floors."""
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 import roipool
@@ -31,7 +33,8 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
     for nt in threads:
         add(("fwd", "roipool_out", nt),
             lambda nt=nt: roipool.roi_pooling(data, rois, pooled, scale, out, num_threads=nt), rep)
-        add(("fwd", "roipool_alloc", nt),
+        # the call users make: roipool allocates, the caller drops the result
+        add(("fwd", "roipool_default", nt),
             lambda nt=nt: roipool.roi_pooling(data, rois, pooled, scale, num_threads=nt), rep)
         add(("fwd", "roipool_argmax", nt),
             lambda nt=nt: roipool.roi_pooling(data, rois, pooled, scale, out, argmax=am,
@@ -40,7 +43,7 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
             add(("bwd", "roipool_out", nt),
                 lambda nt=nt: roipool.roi_pooling_backward(grad, rois, arg, data.shape, g_buf,
                                                            num_threads=nt), rep)
-            add(("bwd", "roipool_alloc", nt),
+            add(("bwd", "roipool_default", nt),
                 lambda nt=nt: roipool.roi_pooling_backward(grad, rois, arg, data.shape,
                                                            num_threads=nt), rep)
     # memory floors (numpy, 1 thread): writing the output once; reading the
@@ -48,6 +51,21 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
     if not tiny:
         add(("floor", "write_out", 1), lambda: out.fill(0.0), rep)
         add(("floor", "read_bwd_inputs", 1), lambda: (grad.max(), arg.max()), rep)
+    allc = max(threads)
+    if not tiny and allc > 1:
+        # allc Python threads at once, one single-threaded call each per sample
+        pool = ThreadPoolExecutor(allc)
+        bufs = [np.empty_like(out) for _ in range(allc)]
+
+        def in_threads(make_call):
+            for f in [pool.submit(make_call(i)) for i in range(allc)]:
+                f.result()
+        add(("fwd", "pythreads_out", allc), lambda: in_threads(
+            lambda i: lambda: roipool.roi_pooling(data, rois, pooled, scale, bufs[i],
+                                                  num_threads=1)), rep)
+        add(("fwd", "pythreads_default", allc), lambda: in_threads(
+            lambda i: lambda: roipool.roi_pooling(data, rois, pooled, scale, num_threads=1)),
+            rep)
     sessions = []
     if peers["torchvision"] is not None:
         torch, torchvision = peers["torchvision"]
@@ -58,8 +76,13 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
         def autograd_step():
             xg.grad = None
             torchvision.ops.roi_pool(xg, rt, pooled, scale).backward(gt)
+        import roipool.torch as rpt
+
         for nt in threads:
             setup = (lambda nt=nt: torch.set_num_threads(nt))
+            # roipool's torch front end, default call (no autograd: no argmax)
+            add(("fwd", "roipool_torch", nt),
+                lambda nt=nt: rpt.roi_pool(x, rt, pooled, scale, num_threads=nt), rep)
             # the public API users call (it drops the argmax the op computes)
             add(("fwd", "torchvision", nt), lambda: torchvision.ops.roi_pool(x, rt, pooled, scale),
                 prep, setup)
@@ -79,12 +102,24 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
             sessions.append(sess)
             add(("fwd", "ort", nt), lambda sess=sess: sess.run(None, feeds), prep)
 
-    saved = peers["torchvision"][0].get_num_threads() if peers["torchvision"] else None
+    cv2 = peers["opencv"]
+    if cv2 is not None:
+        net = pr.opencv_net(cv2, data.shape, len(rois), pooled, scale)
+        for nt in threads:
+            add(("fwd", "opencv", nt), lambda: pr.opencv_run(net, data, rois), prep,
+                lambda nt=nt: cv2.setNumThreads(nt))
+
+    saved_tv = peers["torchvision"][0].get_num_threads() if peers["torchvision"] else None
+    saved_cv = cv2.getNumThreads() if cv2 is not None else None
     try:
         res, calls = round_robin(cs)
     finally:
-        if saved is not None:
-            peers["torchvision"][0].set_num_threads(saved)
+        if saved_tv is not None:
+            peers["torchvision"][0].set_num_threads(saved_tv)
+        if saved_cv is not None:
+            cv2.setNumThreads(saved_cv)
+        if not tiny and allc > 1:
+            pool.shutdown()
     del sessions
 
     fwd = {nt: {"workload": name, "threads": nt, "visits": n_visits} for nt in threads}
