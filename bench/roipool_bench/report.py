@@ -104,8 +104,7 @@ def markdown(res):
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res["forward"]:
-        sc = res["scaling"].get(r["workload"])
-        sct = f"{sc['ratio']:.2f}x" if sc and r["threads"] == sc["to"] else ""
+        sct = scaling_cell(res, r, "ratio")
         L.append(
             f"| {r['workload']} | {r['threads']} | **{fmt_ms(r['roipool_default_ms'])}** | "
             f"{fmt_ms(r['roipool_out_ms'])} | {fmt(r['default_over_out'], '.2f')} | "
@@ -122,8 +121,7 @@ def markdown(res):
           "| threads default / out= | 1->N scaling out= |",
           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in res["forward"]:
-        sc = res["scaling"].get(r["workload"])
-        sct = f"{sc['ratio_out']:.2f}x" if sc and r["threads"] == sc["to"] else ""
+        sct = scaling_cell(res, r, "ratio_out")
         L.append(
             f"| {r['workload']} | {r['threads']} | {r['ns_per_visit']:.4f} | "
             f"{'-' if r['workload'].startswith('tiny') else format(r['x_limit_per_thread'], '.2f')} | "
@@ -163,6 +161,12 @@ def markdown(res):
     if missing:
         L += [""] + [f"- peer {k} not run: {w}" for k, w in missing.items()]
     return "\n".join(L) + "\n"
+
+
+def scaling_cell(res, row, key):
+    """The 1->N scaling figure, shown on the N-thread row of a workload."""
+    sc = res["scaling"].get(row["workload"])
+    return f"{sc[key]:.2f}x" if sc and row["threads"] == sc["to"] else ""
 
 
 def fmt_ms(v):
