@@ -15,7 +15,8 @@ The cap bounds every block the pool tracks, idle or in use; a request that
 would exceed it after dropping idle blocks gets plain ``np.empty``.
 Environment: ``ROIPOOL_OUTPUT_CACHE=0`` turns the pool off,
 ``ROIPOOL_OUTPUT_CACHE_MB`` sets the cap (default 1024 MiB; 0 is off).
-``roipool.empty_cache()`` frees the idle blocks.
+``roipool.empty_cache()`` frees the idle blocks. Free-threaded Python (no
+GIL) gets no pool.
 """
 import os
 import sys
@@ -46,6 +47,10 @@ def _idle(i):
 
 
 def _limit_from_env(environ):
+    # Without the GIL a reference count read from another thread is not a
+    # proof that nobody holds the block: no pool there.
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return 0
     if environ.get("ROIPOOL_OUTPUT_CACHE", "").strip().lower() in ("0", "off", "false", "no"):
         return 0
     mb = environ.get("ROIPOOL_OUTPUT_CACHE_MB", "").strip()
