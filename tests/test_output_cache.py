@@ -153,6 +153,29 @@ def test_empty_cache_releases_idle_blocks():
     assert before - rss_bytes() >= 20 * MIB
 
 
+def test_results_held_for_long_do_not_block_reuse():
+    # Two held 10 MiB results fill a 24 MiB cap; the next call makes room by
+    # no longer tracking the oldest held block (which stays intact), and a
+    # loop after it still reuses memory.
+    args = case(6)
+    old = _outcache.set_limit(24 * MIB)
+    try:
+        roipool.empty_cache()
+        first, second = roipool.roi_pooling(*args), roipool.roi_pooling(*args)
+        first.fill(SENTINEL)
+        third = roipool.roi_pooling(*args)
+        assert _outcache.stats()[1] <= 24 * MIB
+        addr = third.ctypes.data
+        del third
+        again = roipool.roi_pooling(*args)
+        assert again.ctypes.data == addr
+        np.testing.assert_array_equal(again, expected(args))
+        assert (first == SENTINEL).all()
+        assert not np.shares_memory(first, again) and not np.shares_memory(second, again)
+    finally:
+        _outcache.set_limit(old)
+
+
 def test_show_config_reports_the_pool(capsys):
     roipool.show_config()
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("output cache:")]

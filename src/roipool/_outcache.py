@@ -11,8 +11,10 @@ tensor from ``torch.from_numpy``) references the block through its base
 chain, so memory a caller can still reach is never reused. A result dropped
 by the caller becomes idle at once; the pool notices at its next call.
 
-The cap bounds every block the pool tracks, idle or in use; a request that
-would exceed it after dropping idle blocks gets plain ``np.empty``.
+The cap bounds every block the pool tracks, idle or in use. To make room,
+the pool frees idle blocks and then stops tracking blocks still in use,
+oldest first (they stay the caller's, freed when dropped, like any array),
+so results held for long do not keep a loop from reusing memory.
 Environment: ``ROIPOOL_OUTPUT_CACHE=0`` turns the pool off,
 ``ROIPOOL_OUTPUT_CACHE_MB`` sets the cap (default 1024 MiB; 0 is off).
 ``roipool.empty_cache()`` frees the idle blocks. Free-threaded Python (no
@@ -66,12 +68,13 @@ def set_limit(nbytes):
     global _limit
     with _lock:
         old, _limit = _limit, max(int(nbytes), 0)
-        _shrink_to(_limit)
+        _shrink_to(_limit, forget_busy=True)
     return old
 
 
-def _shrink_to(budget):
-    """Free idle blocks, oldest first, until the tracked bytes fit budget."""
+def _shrink_to(budget, forget_busy):
+    """Free idle blocks, oldest first, until the tracked bytes fit budget;
+    then, if asked, stop tracking blocks in use, oldest first."""
     held = sum(b.nbytes for b in _blocks)
     i = 0
     while held > budget and i < len(_blocks):
@@ -79,6 +82,8 @@ def _shrink_to(budget):
             held -= _blocks.pop(i).nbytes
         else:
             i += 1
+    while forget_busy and held > budget:
+        held -= _blocks.pop(0).nbytes
     return held
 
 
@@ -91,7 +96,7 @@ def empty_cache():
     ``ROIPOOL_OUTPUT_CACHE=0`` to turn it off). ``show_config()`` prints its
     state."""
     with _lock:
-        _shrink_to(0)
+        _shrink_to(0, forget_busy=False)
 
 
 def stats():
@@ -120,8 +125,7 @@ def empty(shape, dtype):
                 best, best_size = i, size
         if best >= 0:
             return _view(_blocks[best], shape, dtype)
-        if _shrink_to(_limit - need - ALIGN) + need + ALIGN > _limit:
-            return np.empty(shape, dtype)  # held results fill the cap
+        _shrink_to(_limit - need - ALIGN, forget_busy=True)
         block = np.empty(need + ALIGN, np.uint8)
         _blocks.append(block)
         return _view(block, shape, dtype)
