@@ -2,7 +2,8 @@
 
 Runs the harness from the checkout (bench/ next to tests/) against the
 installed roipool, in a subprocess, on the tiny workloads only. Peers
-(torchvision, ONNX Runtime) are used when installed and skipped otherwise.
+(torchvision, ONNX Runtime, OpenCV dnn) are used when installed and skipped
+otherwise.
 No wall-clock assertions: timings on a shared machine prove nothing."""
 import importlib.util
 import json
@@ -50,11 +51,23 @@ def test_compare_catches_one_ulp(bench):
 
 
 def test_check_workload_catches_perturbed_output(bench):
-    peers = {"torchvision": None, "ort": None}
+    peers = {"torchvision": None, "ort": None, "opencv": None}
     checks, _, _ = bench.check_workload("tiny", peers, inject=False)
     assert checks and all(c["ok"] for c in checks)
     checks, _, _ = bench.check_workload("tiny", peers, inject=True)
     assert any(not c["ok"] for c in checks)
+
+
+@pytest.mark.parametrize("peer,label", [("torchvision", "torchvision"),
+                                        ("ort", "ONNX Runtime"), ("opencv", "OpenCV")])
+def test_each_peer_check_catches_perturbed_output(bench, peer, label):
+    loaded, why = bench.load_peers(peer)
+    if loaded[peer] is None:
+        pytest.skip(f"{peer} not installed: {why[peer]}")
+    for inject in (False, True):
+        checks, _, _ = bench.check_workload("tiny-0.7", loaded, inject=inject)
+        mine = [c for c in checks if label in c["check"] and "out ==" in c["check"]]
+        assert mine and all(c["ok"] != inject for c in mine)
 
 
 def test_injected_mismatch_aborts_before_timing(tmp_path):
@@ -74,7 +87,7 @@ def test_quick_run_is_well_formed(tmp_path, peers):
     res = json.loads((tmp_path / "partial.json").read_text())
     assert not (tmp_path / "latest.json").exists()  # a partial run never replaces latest.*
     md = (tmp_path / "partial.md").read_text()
-    assert "| workload | threads |" in md and "## Targets" in md
+    assert "| workload | threads | **default ms** | out= ms |" in md and "## Targets" in md
     hist = (tmp_path / "history.jsonl").read_text().splitlines()
     assert len(hist) == 1 and json.loads(hist[0])["quick"] is True
 
@@ -91,15 +104,18 @@ def test_quick_run_is_well_formed(tmp_path, peers):
     assert {(r["workload"], r["threads"]) for r in rows} == \
         {(w, t) for w in ("tiny", "tiny-0.7") for t in threads}
     for r in rows:
-        for k in ("roipool_out_ms", "roipool_alloc_ms", "roipool_argmax_ms", "ns_per_visit"):
+        for k in ("roipool_default_ms", "roipool_out_ms", "roipool_argmax_ms", "ns_per_visit"):
             assert math.isfinite(r[k]) and r[k] > 0, k
         assert len(r["roipool_out_s"]) == res["repeat"]
         assert r["visits"] == (36 if r["workload"] == "tiny" else 16)
         if peers == "none":
-            assert "torchvision_ms" not in r and "ort_ms" not in r
-        for peer in ("torchvision", "ort"):
+            assert not any(f"{p}_ms" in r for p in ("torchvision", "ort", "opencv", "roipool_torch"))
+        # the headline ratios are of the default call; out= ratios beside them
+        assert r["default_over_out"] == pytest.approx(r["roipool_default_ms"] / r["roipool_out_ms"])
+        for peer in ("torchvision", "ort", "opencv"):
             if f"{peer}_ms" in r:
-                assert r[f"speedup_{peer}"] == pytest.approx(r[f"{peer}_ms"] / r["roipool_out_ms"])
+                assert r[f"speedup_{peer}"] == pytest.approx(r[f"{peer}_ms"] / r["roipool_default_ms"])
+                assert r[f"speedup_{peer}_out"] == pytest.approx(r[f"{peer}_ms"] / r["roipool_out_ms"])
     assert res["backward"] == []  # no backward timing for the tiny workloads
     assert set(res["tiny_default_us"]) == {"tiny", "tiny-0.7"}
     assert all(u > 0 for u in res["tiny_default_us"].values())

@@ -12,6 +12,7 @@ from roipool._version import __version__
 from roipool._ops import roi_pooling, roi_pooling_backward
 from roipool import _roi_pool
 from roipool._roi_pool import openmp_enabled
+from roipool._outcache import empty_cache
 from roipool._config import get_isa, set_isa, show_config, supported_isas, _configure_at_import
 
 _configure_at_import()
@@ -32,4 +33,5 @@ __all__ = [
     "get_isa",
     "set_isa",
     "supported_isas",
+    "empty_cache",
 ]

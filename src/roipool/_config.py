@@ -1,7 +1,7 @@
 """Run-time configuration: SIMD path and a report for bug reports."""
 import os
 
-from roipool import _roi_pool
+from roipool import _outcache, _roi_pool
 
 ISA_NAMES = ("baseline", "avx2", "avx512")
 
@@ -40,6 +40,14 @@ def _configure_at_import():
     _roi_pool._set_tuning(cache_budget=block_budget())
 
 
+def _outcache_line():
+    cap, held, blocks, idle, _ = _outcache.stats()
+    if not cap:
+        return "output cache: off (ROIPOOL_OUTPUT_CACHE=0 or ROIPOOL_OUTPUT_CACHE_MB=0)"
+    return (f"output cache: cap {cap >> 20} MiB (ROIPOOL_OUTPUT_CACHE_MB), "
+            f"holding {held / 2**20:.0f} MiB in {blocks} blocks, {idle / 2**20:.0f} MiB idle")
+
+
 def show_config(file=None):
     """Print version, build, OpenMP and SIMD facts: paste it into bug reports."""
     import platform
@@ -62,5 +70,6 @@ def show_config(file=None):
         f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', '(unset)')}",
         f"simd path: {get_isa()} (supported: {', '.join(supported_isas())})",
         f"channel block budget: {_roi_pool._set_tuning()[0] // 1024} KiB",
+        _outcache_line(),
     ]
     print("\n".join(lines), file=file)

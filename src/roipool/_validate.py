@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from roipool import _roi_pool
+from roipool import _outcache, _roi_pool
 
 FLOAT32 = np.dtype(np.float32)
 FLOAT64 = np.dtype(np.float64)
@@ -249,9 +249,10 @@ def check_buffer(buf, name, shape, dtype, avoid):
 
 
 def alloc(shape, dtype, name):
-    """np.empty with the size in the error when it cannot be allocated."""
+    """An uninitialised array (recycled memory when large, see _outcache),
+    with the size in the error when it cannot be allocated."""
     try:
-        return np.empty(shape, dtype)
+        return _outcache.empty(shape, dtype)
     except (MemoryError, ValueError):
         itemsize = np.dtype(dtype).itemsize
         # NumPy refuses shapes whose non-zero dimensions overflow, even when
