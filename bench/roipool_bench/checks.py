@@ -84,7 +84,7 @@ def check_workload(name, peers, inject):
     checks.append(compare(f"{name}: argmax == plain-loop rule", s_arg, ref_arg))
     if tiny:
         want = np.array(SEED_EXPECTED[scale], F32)[None, None]
-        checks.append(compare(f"{name}: out == docs/semantics.md seed example", maybe(out), want))
+        checks.append(compare(f"{name}: out == docs/semantics.md worked example", maybe(out), want))
 
     grad = np.random.default_rng(1).standard_normal(out.shape, dtype=F32)
     if peers["torchvision"] is not None:
