@@ -72,12 +72,6 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     if compact is not None:  # a huge broadcast batch: only the images used
         n_used, k_rois = compact
         k_data = data[:n_used]
-    if c == 0:
-        # Empty output: the kernel only scans the ROIs. It derives its channel
-        # blocking from C before looking at the output, and C = 0 divides by
-        # zero there (undefined behaviour that UBSan reports); one zero-stride
-        # stand-in channel gives the same scan.
-        k_data = np.broadcast_to(np.zeros((), compute), (k_data.shape[0], 1) + k_data.shape[2:])
     if k_data.dtype != compute:
         k_data = v.to_compute(k_data, compute, rmode, storage, False)
     k_data = v.aligned(k_data)

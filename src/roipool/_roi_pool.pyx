@@ -313,8 +313,7 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
     cdef Py_ssize_t sH = data.strides[2] // isz, sW = data.strides[3] // isz
     # Channels-last data is read in place when one block covers all channels.
     cdef bint gather = not (C == 1 or (sC == 1 and C <= _max_block))
-    cdef Py_ssize_t B = _block_size(C, H * W, isz, gather)
-    cdef Py_ssize_t nblocks = (C + B - 1) // B
+    cdef Py_ssize_t B, nblocks
     cdef Py_ssize_t status, n, cb, k, kk, cnt, t, ntasks, nt, per_thread, tid, group
     cdef Py_ssize_t s_res, s_ires, s_idx, s_stage
     cdef bint stream
@@ -326,7 +325,7 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
     cdef char *mine
     cdef floating init = -FLT_MAX if rmode == RMODE_NONE else -INFINITY
 
-    if out == NULL:  # empty output: only the ROI checks
+    if out == NULL or C == 0:  # empty output: only the ROI checks
         geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
         status = NO_MEMORY if geom == NULL else _prepare(
             rois, scale_t, scale_d, tv, rmode, SCAN_SCALED, N, H, W, PH, PW, geom, NULL, NULL)
@@ -344,6 +343,9 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
         free(geom); free(order); free(offsets)
         return status
 
+    # C >= 1 from here on: the block size is too.
+    B = _block_size(C, H * W, isz, gather)
+    nblocks = (C + B - 1) // B
     # Tasks: (image, channel block, slice of that image's ROIs). Enough of them
     # that dynamic scheduling evens out ROIs whose areas differ 100x.
     kk = (4 * n_threads + N * nblocks - 1) // (N * nblocks)
