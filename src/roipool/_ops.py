@@ -3,6 +3,8 @@ import numpy as np
 
 from roipool import _roi_pool
 from roipool import _validate as v
+from roipool._roi_pool import Rounding, Status
+from roipool._status import raise_bad_status
 
 
 def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None,
@@ -60,7 +62,7 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
         am_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
     # The kernel writes aligned memory in the compute dtype; a reduced-precision
     # or misaligned out=/argmax= is filled from a temporary after success.
-    if out is not None and rmode == v.RMODE_NONE and out.flags.aligned:
+    if out is not None and rmode == Rounding.RMODE_NONE and out.flags.aligned:
         k_out = out
     else:
         k_out = v.alloc_out(shape, compute, "out", out_cl)
@@ -77,10 +79,10 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     k_data = v.aligned(k_data)
     status = _roi_pool.forward(k_data, k_rois, scale_t, scale_d, tv, rmode, ph, pw,
                                k_out, out_cl, k_arg, am_cl, n_threads)
-    if status != -1:
-        v.raise_bad_status(status, rois_c, n, storage)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, n, storage)
     if out is None:  # float16/bfloat16: exact, every value came from data or is 0 / -inf
-        out = k_out.astype(storage) if rmode != v.RMODE_NONE else k_out
+        out = k_out.astype(storage) if rmode != Rounding.RMODE_NONE else k_out
     elif k_out is not out:
         out[...] = k_out
     if argmax is not None and k_arg is not argmax:
@@ -138,7 +140,7 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     # kernel finds a bad value only after writing, and out= stays untouched
     # on error. (The copy is of grad's size, far less than the pass over
     # argmax it saves when R * PH * PW exceeds N * H * W.)
-    if out is not None and rmode == v.RMODE_NONE and not out_cl and out.flags.aligned \
+    if out is not None and rmode == Rounding.RMODE_NONE and not out_cl and out.flags.aligned \
             and am_checked:
         k_out = out
     else:
@@ -151,14 +153,14 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
         k_grad_data = np.empty((k_n,) + shape[1:], compute)
     status = _roi_pool.backward(k_grad, k_rois, am, k_n, shape[2], shape[3], k_grad_data,
                                 rmode, n_threads)
-    if status == v.BAD_ARGMAX:
+    if status == Status.BAD_ARGMAX:
         v.check_argmax_range(am, shape[2] * shape[3], n_threads)
-    if status != -1:
-        v.raise_bad_status(status, rois_c, shape[0], storage)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, shape[0], storage)
     if out is not None:
         if k_out is not out:
             out[...] = k_out
         return out
-    if rmode != v.RMODE_NONE:
+    if rmode != Rounding.RMODE_NONE:
         return k_out.astype(storage)
     return k_out

@@ -42,11 +42,18 @@ cdef extern from "_simd.h" nogil:
     float roipool_round_bf16(float x) noexcept
     void roipool_prefetch(const void *p) noexcept
 
-# Status codes returned to the Python layer (a bad ROI row r is r * 8 + code).
-cdef enum:
+# The one declaration of the kernels' status codes and rounding modes; the
+# Python layer uses these names (roipool._status, roipool._validate).
+cpdef enum Status:
     OK = -1
     NO_MEMORY = -2
     BAD_ARGMAX = -3    # backward: an argmax value outside [-1, H*W)
+
+# A bad ROI row r comes back as r * ROW_CODES + its RowError.
+cpdef enum:
+    ROW_CODES = 8
+
+cpdef enum RowError:
     BAD_BATCH_NONFINITE = 1
     BAD_BATCH_RANGE = 2
     BAD_COORD_NONFINITE = 3
@@ -54,8 +61,8 @@ cdef enum:
     BAD_SIZE_RANGE = 5
 
 # Rounding of every intermediate to the storage type (SEMANTICS, "Reduced
-# precision"): 0 = none (float32/float64), 1 = float16, 2 = bfloat16.
-cdef enum:
+# precision"): none (float32/float64), float16 or bfloat16.
+cpdef enum Rounding:
     RMODE_NONE = 0
     RMODE_HALF = 1
     RMODE_BF16 = 2
@@ -108,7 +115,7 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
     """Per ROI: batch index and clipped bin bounds; ROIs grouped by batch.
 
     geom row r: [b, hstart[PH], hend[PH], wstart[PW], wend[PW]] (just [b]
-    below SCAN_GEOMETRY). Returns OK or the first bad row as r * 8 + code.
+    below SCAN_GEOMETRY). Returns OK or the first bad row as r * ROW_CODES + RowError.
     """
     cdef Py_ssize_t R = rois.shape[0]
     cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW if scan == SCAN_GEOMETRY else 1
@@ -123,16 +130,16 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
     for r in range(R):
         x = rois[r, 0]
         if not isfinite(x):
-            return r * 8 + BAD_BATCH_NONFINITE
+            return r * ROW_CODES + BAD_BATCH_NONFINITE
         bt = trunc(<double>x)  # MXNet: C cast of the batch column to int
         if bt < 0 or bt >= N:
-            return r * 8 + BAD_BATCH_RANGE
+            return r * ROW_CODES + BAD_BATCH_RANGE
         g = geom + r * G
         g[0] = <Py_ssize_t>bt
         for j in range(4):
             x = rois[r, j + 1]
             if not isfinite(x):
-                return r * 8 + BAD_COORD_NONFINITE
+                return r * ROW_CODES + BAD_COORD_NONFINITE
             if scan == SCAN_BATCH:
                 continue
             if tv:
@@ -141,7 +148,7 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
             else:
                 p = _rt(x * scale, rmode)
             if not (fabs(p) < 2147483648.0):
-                return r * 8 + BAD_COORD_RANGE
+                return r * ROW_CODES + BAD_COORD_RANGE
             q[j] = <int64_t>round(p)  # C round(): halves away from zero
         if scan != SCAN_GEOMETRY:
             continue
@@ -155,7 +162,7 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
         size_h = _rt(<floating>roi_h, rmode)
         size_w = _rt(<floating>roi_w, rmode)
         if not (isfinite(size_h) and isfinite(size_w) and isfinite(fph) and isfinite(fpw)):
-            return r * 8 + BAD_SIZE_RANGE
+            return r * ROW_CODES + BAD_SIZE_RANGE
         bin_h = _rt(size_h / fph, rmode)
         bin_w = _rt(size_w / fpw, rmode)
         for k in range(PH):
@@ -407,7 +414,8 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
 def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
             Py_ssize_t PH, Py_ssize_t PW, cnp.ndarray out not None, bint out_cl,
             cnp.ndarray argmax, bint am_cl, int n_threads):
-    """Pool; returns OK (-1), NO_MEMORY (-2) or a bad row as r * 8 + code.
+    """Pool; returns Status.OK, Status.NO_MEMORY or a bad row as
+    r * ROW_CODES + RowError.
 
     data: float32/float64 [N, C, H, W], any strides; rois C-contiguous in
     data's dtype; out/argmax: [R, C, PH, PW] whose memory is C-contiguous

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from roipool import _roi_pool
+from roipool._roi_pool import Rounding
 
 FLOAT32 = np.dtype(np.float32)
 FLOAT64 = np.dtype(np.float64)
@@ -21,11 +22,6 @@ INT32 = np.dtype(np.int32)
 _F32_OVERFLOW = 3.4028235677973366e38
 _INT32_MAX = 2**31 - 1
 _COMPAT = ("mxnet", "torchvision")
-
-# Rounding modes shared with the kernel (_roi_pool.pyx).
-RMODE_NONE, RMODE_HALF, RMODE_BF16 = 0, 1, 2
-BAD_ARGMAX = -3  # kernel status: an argmax value outside [-1, H*W)
-
 
 def _bfloat16():
     """ml_dtypes.bfloat16 if ml_dtypes is already imported, else None.
@@ -57,14 +53,14 @@ def float_kind(arr, name):
     """(compute dtype, rounding mode) for a floating array; TypeError otherwise."""
     dt = arr.dtype
     if dt == FLOAT32 or dt == FLOAT64:
-        return dt, RMODE_NONE
+        return dt, Rounding.RMODE_NONE
     if dt.kind == "f" and dt.itemsize in (4, 8):  # non-native byte order
-        return dt.newbyteorder("="), RMODE_NONE
+        return dt.newbyteorder("="), Rounding.RMODE_NONE
     if dt.kind == "f" and dt.itemsize == 2:
-        return FLOAT32, RMODE_HALF
+        return FLOAT32, Rounding.RMODE_HALF
     bf16 = _bfloat16()
     if bf16 is not None and dt == bf16:
-        return FLOAT32, RMODE_BF16
+        return FLOAT32, Rounding.RMODE_BF16
     raise TypeError(
         f"{name} must be a floating-point array (float32, float64, float16 or "
         f"bfloat16), got dtype {dt}"
@@ -87,7 +83,7 @@ def check_data(data):
 def storage_dtype(arr, rmode):
     """The dtype results are returned in: the caller's (native order)."""
     dt = arr.dtype
-    return dt if rmode != RMODE_NONE or dt.isnative else dt.newbyteorder("=")
+    return dt if rmode != Rounding.RMODE_NONE or dt.isnative else dt.newbyteorder("=")
 
 
 def to_compute(arr, compute, rmode, storage, contiguous=True):
@@ -99,7 +95,7 @@ def to_compute(arr, compute, rmode, storage, contiguous=True):
     # it is then reported); no RuntimeWarning, which -W error would turn into
     # an exception other than the one documented.
     with np.errstate(over="ignore", invalid="ignore"):
-        if rmode != RMODE_NONE:
+        if rmode != Rounding.RMODE_NONE:
             arr = arr.astype(storage, copy=False)
         if contiguous:
             return np.ascontiguousarray(arr, dtype=compute)
@@ -123,7 +119,7 @@ def check_rois(rois, compute, rmode, storage, R=None):
         )
     if R is not None and rois.shape[0] != R:
         raise ValueError(f"rois has {rois.shape[0]} rows but grad_out has {R} ROIs")
-    if rois.dtype == compute and rmode == RMODE_NONE:
+    if rois.dtype == compute and rmode == Rounding.RMODE_NONE:
         flags = rois.flags
         if flags.c_contiguous and flags.aligned:
             return rois
@@ -170,7 +166,9 @@ def check_scale(spatial_scale, compat, storage, rmode):
     # the result depends on the storage dtype only in reduced precision
     key = None
     if type(spatial_scale) is float:
-        key = (spatial_scale, compat) if rmode == RMODE_NONE else (spatial_scale, compat, storage)
+        key = (spatial_scale, compat)
+        if rmode != Rounding.RMODE_NONE:
+            key += (storage,)
     hit = _scale_cache.get(key) if key is not None else None
     if hit is not None:
         return hit
@@ -196,7 +194,7 @@ def _check_scale(spatial_scale, compat, storage, rmode):
     if s >= _F32_OVERFLOW:
         raise ValueError(f"spatial_scale={s!r} overflows float32, which MXNet stores it in")
     st = np.float32(s)
-    if rmode != RMODE_NONE:
+    if rmode != Rounding.RMODE_NONE:
         with np.errstate(over="ignore"):  # above 65504 it is inf in float16: rows then fail
             st = st.astype(storage)
     return float(st), s
@@ -266,32 +264,6 @@ def alloc(shape, dtype, name):
             f"cannot allocate {name} of shape {tuple(shape)}: {span} bytes "
             f"({span / 2**30:.1f} GiB)"
         ) from None
-
-
-_ROW_ERRORS = {
-    1: "batch index {v} is not finite",
-    2: "batch index {v} is outside [0, {N}) (its integer part is used)",
-    3: "coordinate {v} is not finite",
-    4: "coordinate {v} times spatial_scale does not fit a C int (|x * scale| >= 2**31)",
-    5: "ROI size or pooled_size is not representable in {dtype}",
-}
-
-
-def raise_bad_status(status, rois, N, dtype):
-    """Turn a kernel status into the exception SEMANTICS asks for."""
-    if status == -2:
-        raise MemoryError("roipool: out of memory for the ROI geometry or scratch buffers")
-    row, code = divmod(int(status), 8)
-    vals = rois[row]
-    coords = vals[1:]
-    if code in (1, 2):
-        v = vals[0]
-    elif code == 3:
-        v = coords[~np.isfinite(coords)][0]
-    else:
-        v = coords.tolist()
-    msg = _ROW_ERRORS[code].format(v=v, N=N, dtype=dtype)
-    raise ValueError(f"rois row {row}: {msg} (row = {vals.tolist()})")
 
 
 def _usable_cpus():
