@@ -355,7 +355,8 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
             for h in range(H):
                 for j in range(nc):
                     for w in range(W):
-                        block[(h * W + w) * nc + j] = src[j * stride_c + h * stride_h + w * stride_w]
+                        block[(h * W + w) * nc + j] = \
+                            src[j * stride_c + h * stride_h + w * stride_w]
         base, row_stride, col_stride = block, W * nc, nc
     else:
         base, row_stride, col_stride = src, stride_h, stride_w
