@@ -19,22 +19,26 @@ from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread
 
 cnp.import_array()
 
-cdef extern from "_simd.h" nogil:
-    void roipool_roi_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
-                             Py_ssize_t W, const Py_ssize_t *g, Py_ssize_t PH,
-                             Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t nc,
+cdef extern from "simd/simd.h" nogil:
+    ctypedef struct roipool_block_t:
+        # element (h, w, c) at base[h * row_stride + w * col_stride + c]
+        const void *base
+        Py_ssize_t row_stride, col_stride
+        Py_ssize_t W          # argmax of (h, w) is h * W + w
+        Py_ssize_t channels
+    void roipool_roi_max_f32(const roipool_block_t *block, const Py_ssize_t *bounds,
+                             Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
                              float init, float *res, int32_t *ires, int32_t *idx) noexcept
-    void roipool_roi_max_f64(const double *base, Py_ssize_t sH, Py_ssize_t sW,
-                             Py_ssize_t W, const Py_ssize_t *g, Py_ssize_t PH,
-                             Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t nc,
+    void roipool_roi_max_f64(const roipool_block_t *block, const Py_ssize_t *bounds,
+                             Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
                              double init, double *res, int32_t *ires, int64_t *idx) noexcept
-    int roipool_isa_supported(int level) noexcept
-    void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t G,
+    void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
+                             Py_ssize_t ld, void *dst) noexcept
+    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
                              Py_ssize_t ld, void *dst) noexcept
     void roipool_stream32(const void *src, Py_ssize_t n, void *dst) noexcept
-    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t G,
-                             Py_ssize_t ld, void *dst) noexcept
     void roipool_store_fence() noexcept
+    int roipool_isa_supported(int level) noexcept
     int roipool_set_isa(int level) noexcept
     int roipool_get_isa() noexcept
     long roipool_l2_cache_bytes() noexcept
@@ -338,11 +342,11 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
     cdef Py_ssize_t stride_c = p.stride_c, stride_h = p.stride_h, stride_w = p.stride_w
     cdef Py_ssize_t geom_len = _geom_len(PH, PW)
-    cdef Py_ssize_t i, r, j, h, w, k0, k1, row_stride, col_stride
+    cdef Py_ssize_t i, r, j, h, w, k0, k1
+    cdef roipool_block_t view
     cdef const Py_ssize_t *bounds
     cdef const floating *src = (<const floating *>p.data) + task.image * p.stride_n + c0 * stride_c
     cdef floating *block = <floating *>s.block
-    cdef const floating *base
     if p.gather:
         # Copy the block pixel-major once, so every bin visit reads one short
         # contiguous channel vector from a block that stays in L2.
@@ -357,9 +361,10 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
                     for w in range(W):
                         block[(h * W + w) * nc + j] = \
                             src[j * stride_c + h * stride_h + w * stride_w]
-        base, row_stride, col_stride = block, W * nc, nc
+        view.base, view.row_stride, view.col_stride = block, W * nc, nc
     else:
-        base, row_stride, col_stride = src, stride_h, stride_w
+        view.base, view.row_stride, view.col_stride = src, stride_h, stride_w
+    view.W, view.channels = W, nc
     # Bins go to a channel-minor scratch (the SIMD layout) in groups of
     # group_bins, then to out/argmax with sequential writes: a strided
     # write per value costs a cache line each, more than the max itself.
@@ -370,13 +375,11 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
         while k0 < roi_bins:
             k1 = min(k0 + p.group_bins, roi_bins)
             if floating is float:
-                roipool_roi_max_f32(base, row_stride, col_stride, W, bounds,
-                                    PH, PW, k0, k1, nc, init, <float *>s.res, s.ires,
-                                    <int32_t *>s.idx)
+                roipool_roi_max_f32(&view, bounds, PH, PW, k0, k1, init, <float *>s.res,
+                                    s.ires, <int32_t *>s.idx)
             else:
-                roipool_roi_max_f64(base, row_stride, col_stride, W, bounds,
-                                    PH, PW, k0, k1, nc, init, <double *>s.res, s.ires,
-                                    <int64_t *>s.idx)
+                roipool_roi_max_f64(&view, bounds, PH, PW, k0, k1, init, <double *>s.res,
+                                    s.ires, <int64_t *>s.idx)
             _store(p, s.res, sizeof(floating), p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
             if p.argmax != NULL:  # callers that only want out skip half the writes
                 _store(p, s.ires, 4, p.argmax, p.argmax_cl, r, c0, nc, k0, k1, s.stage)
