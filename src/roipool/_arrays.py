@@ -30,8 +30,9 @@ def storage_dtype(arr, rmode):
 
 
 def to_compute(arr, compute, rmode, storage, contiguous=True):
-    """Convert to the compute dtype through the storage type (SEMANTICS:
-    values are first converted to T, then computed on), copying at most once
+    """Convert to the compute dtype through the storage type (values are first
+    converted to T, then computed on: docs/semantics.md, "The rule" and
+    "Reduced precision"), copying at most once
     per conversion; the kernel reads any strides, so only buffers that must
     be contiguous are made so."""
     # A value beyond T's range becomes inf, as the rule says (a ROI row holding

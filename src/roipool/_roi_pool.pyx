@@ -1,11 +1,12 @@
 # Compiled kernels of roipool.
 #
-# Everything here assumes what roipool/_validate.py checked: dtypes, ranks,
-# C-contiguous rois/out/argmax/grad buffers, positive pooled sizes, a thread
-# count >= 1.  The one scan that has to look at values (ROI rows, argmax
-# range) reports the first offending row or the extremes as plain numbers;
-# the Python layer turns them into exceptions.  No output is written before
-# that scan has passed.
+# Everything here assumes what the Python layer checked (roipool/_validate.py)
+# and prepared (roipool/_arrays.py): dtypes, ranks, C-contiguous
+# rois/out/argmax/grad buffers, positive pooled sizes, a thread count >= 1.
+# The one scan that has to look at values (ROI rows, argmax range) reports
+# the first offending row or the extremes as a Status / RowError code;
+# roipool/_status.py turns them into exceptions. No output is written before
+# that scan has passed. The SIMD loops are C, under simd/ (see simd/simd.h).
 
 cimport numpy as cnp
 from cython cimport floating
@@ -15,7 +16,8 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num, roipool_omp_pause
+from roipool._openmp cimport (ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num,
+                              roipool_omp_pause)
 
 cnp.import_array()
 
@@ -64,8 +66,8 @@ cpdef enum RowError:
     BAD_COORD_RANGE = 4
     BAD_SIZE_RANGE = 5
 
-# Rounding of every intermediate to the storage type (SEMANTICS, "Reduced
-# precision"): none (float32/float64), float16 or bfloat16.
+# Rounding of every intermediate to the storage type T (docs/semantics.md,
+# "Reduced precision"): none (float32/float64), float16 or bfloat16.
 cpdef enum Rounding:
     RMODE_NONE = 0
     RMODE_HALF = 1
@@ -145,21 +147,22 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, const RoiRule *rule, int s
     cdef Py_ssize_t row_len = _geom_len(PH, PW) if scan == SCAN_GEOMETRY else 1
     cdef Py_ssize_t r, j, k
     cdef floating x, scale = <floating>rule.scale_t, bin_h, bin_w, size_h, size_w
-    cdef floating fph = _as_storage(<floating>PH, rmode), fpw = _as_storage(<floating>PW, rmode)
-    cdef double bt, p
-    cdef int64_t q[4]
+    cdef floating pooled_h = _as_storage(<floating>PH, rmode)
+    cdef floating pooled_w = _as_storage(<floating>PW, rmode)
+    cdef double batch, scaled
+    cdef int64_t corner[4]  # x1, y1, x2, y2 scaled and rounded
     cdef int64_t roi_h, roi_w
-    cdef Py_ssize_t *g
+    cdef Py_ssize_t *row
 
     for r in range(R):
         x = rois[r, 0]
         if not isfinite(x):
             return r * ROW_CODES + BAD_BATCH_NONFINITE
-        bt = trunc(<double>x)  # MXNet: C cast of the batch column to int
-        if bt < 0 or bt >= N:
+        batch = trunc(<double>x)  # MXNet: C cast of the batch column to int
+        if batch < 0 or batch >= N:
             return r * ROW_CODES + BAD_BATCH_RANGE
-        g = geom + r * row_len
-        g[0] = <Py_ssize_t>bt
+        row = geom + r * row_len
+        row[0] = <Py_ssize_t>batch
         for j in range(4):
             x = rois[r, j + 1]
             if not isfinite(x):
@@ -168,37 +171,38 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, const RoiRule *rule, int s
                 continue
             if rule.torchvision:
                 # torchvision: coordinate times the double spatial_scale
-                p = <double>x * rule.scale_d
+                scaled = <double>x * rule.scale_d
             else:
-                p = _as_storage(x * scale, rmode)
-            if not (fabs(p) < 2147483648.0):
+                scaled = _as_storage(x * scale, rmode)
+            if not (fabs(scaled) < 2147483648.0):
                 return r * ROW_CODES + BAD_COORD_RANGE
-            q[j] = <int64_t>round(p)  # C round(): halves away from zero
+            corner[j] = <int64_t>round(scaled)  # C round(): halves away from zero
         if scan != SCAN_GEOMETRY:
             continue
         # force malformed ROIs to be 1 x 1 (MXNet)
-        roi_w = q[2] - q[0] + 1
-        roi_h = q[3] - q[1] + 1
+        roi_w = corner[2] - corner[0] + 1
+        roi_h = corner[3] - corner[1] + 1
         if roi_w < 1:
             roi_w = 1
         if roi_h < 1:
             roi_h = 1
         size_h = _as_storage(<floating>roi_h, rmode)
         size_w = _as_storage(<floating>roi_w, rmode)
-        if not (isfinite(size_h) and isfinite(size_w) and isfinite(fph) and isfinite(fpw)):
+        if not (isfinite(size_h) and isfinite(size_w)
+                and isfinite(pooled_h) and isfinite(pooled_w)):
             return r * ROW_CODES + BAD_SIZE_RANGE
-        bin_h = _as_storage(size_h / fph, rmode)
-        bin_w = _as_storage(size_w / fpw, rmode)
+        bin_h = _as_storage(size_h / pooled_h, rmode)
+        bin_w = _as_storage(size_w / pooled_w, rmode)
         for k in range(PH):
-            g[1 + k] = _clip(_to_i64(floor(_as_storage(
-                _as_storage(<floating>k, rmode) * bin_h, rmode))) + q[1], H)
-            g[1 + PH + k] = _clip(_to_i64(ceil(_as_storage(
-                _as_storage(<floating>(k + 1), rmode) * bin_h, rmode))) + q[1], H)
+            row[1 + k] = _clip(_to_i64(floor(_as_storage(
+                _as_storage(<floating>k, rmode) * bin_h, rmode))) + corner[1], H)
+            row[1 + PH + k] = _clip(_to_i64(ceil(_as_storage(
+                _as_storage(<floating>(k + 1), rmode) * bin_h, rmode))) + corner[1], H)
         for k in range(PW):
-            g[1 + 2 * PH + k] = _clip(_to_i64(floor(_as_storage(
-                _as_storage(<floating>k, rmode) * bin_w, rmode))) + q[0], W)
-            g[1 + 2 * PH + PW + k] = _clip(_to_i64(ceil(_as_storage(
-                _as_storage(<floating>(k + 1), rmode) * bin_w, rmode))) + q[0], W)
+            row[1 + 2 * PH + k] = _clip(_to_i64(floor(_as_storage(
+                _as_storage(<floating>k, rmode) * bin_w, rmode))) + corner[0], W)
+            row[1 + 2 * PH + PW + k] = _clip(_to_i64(ceil(_as_storage(
+                _as_storage(<floating>(k + 1), rmode) * bin_w, rmode))) + corner[0], W)
 
     if offsets == NULL:
         return OK
@@ -655,17 +659,18 @@ cdef Py_ssize_t _backward_call(floating kind, grad_out, rois, argmax, Py_ssize_t
 
 def int32_range(const int32_t[::1] a, int n_threads):
     """(min, max) of a non-empty int32 array, in parallel."""
-    cdef Py_ssize_t n = a.shape[0], nt = max(1, min(<Py_ssize_t>n_threads, n // 65536 + 1))
+    cdef Py_ssize_t n = a.shape[0]
+    cdef Py_ssize_t n_parts = max(1, min(<Py_ssize_t>n_threads, n // 65536 + 1))
     cdef Py_ssize_t t, i, lo, hi
     cdef int32_t mn[256]
     cdef int32_t mx[256]
     cdef int32_t vmin, vmax, v
-    nt = min(nt, 256)
+    n_parts = min(n_parts, 256)
     if n == 0:
         return 0, 0
-    for t in prange(nt, nogil=True, schedule='static', num_threads=nt):
-        lo = n * t // nt
-        hi = n * (t + 1) // nt
+    for t in prange(n_parts, nogil=True, schedule='static', num_threads=n_parts):
+        lo = n * t // n_parts
+        hi = n * (t + 1) // n_parts
         vmin = a[lo]
         vmax = a[lo]
         for i in range(lo, hi):
@@ -675,7 +680,7 @@ def int32_range(const int32_t[::1] a, int n_threads):
         mn[t] = vmin
         mx[t] = vmax
     vmin, vmax = mn[0], mx[0]
-    for t in range(1, nt):
+    for t in range(1, n_parts):
         vmin = min(vmin, mn[t])
         vmax = max(vmax, mx[t])
     return vmin, vmax

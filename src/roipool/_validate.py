@@ -118,8 +118,8 @@ _scale_cache = {}
 
 
 def check_scale(spatial_scale, compat, storage, rmode):
-    """(scale in T as a float, scale as given) per SEMANTICS: MXNet keeps the
-    parameter as a C float, then converts it to T."""
+    """(scale in T as a float, scale as given): MXNet keeps the parameter as a
+    C float, then converts it to T (docs/semantics.md, "The rule")."""
     # the result depends on the storage dtype only in reduced precision
     key = None
     if type(spatial_scale) is float:
@@ -250,5 +250,6 @@ def check_data_shape(data_shape, C):
     if shape[1] != C:
         raise ValueError(f"data_shape has C={shape[1]} but grad_out has C={C}")
     if shape[2] * shape[3] > _INT32_MAX + 1:
-        raise ValueError(f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
+        raise ValueError(
+            f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
     return shape

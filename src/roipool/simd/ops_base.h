@@ -37,7 +37,8 @@ static inline roipool_base_f32_it roipool_base_f32_sel(roipool_base_f32_it i, ro
 { return (k & m) | (i & ~m); }
 static inline void roipool_base_f32_store(float *p, roipool_base_f32_vt v)
 { *(roipool_base_f32_vu *)p = v; }
-static inline void roipool_base_f32_istore(void *p, roipool_base_f32_it i) { memcpy(p, &i, sizeof i); }
+static inline void roipool_base_f32_istore(void *p, roipool_base_f32_it i)
+{ memcpy(p, &i, sizeof i); }
 
 /* double: 2 lanes; argmax lanes int64 */
 typedef double roipool_base_f64_vt __attribute__((vector_size(16)));
@@ -67,7 +68,8 @@ static inline roipool_base_f64_it roipool_base_f64_sel(roipool_base_f64_it i, ro
 { return (k & m) | (i & ~m); }
 static inline void roipool_base_f64_store(double *p, roipool_base_f64_vt v)
 { *(roipool_base_f64_vu *)p = v; }
-static inline void roipool_base_f64_istore(void *p, roipool_base_f64_it i) { memcpy(p, &i, sizeof i); }
+static inline void roipool_base_f64_istore(void *p, roipool_base_f64_it i)
+{ memcpy(p, &i, sizeof i); }
 
 #endif /* ROIPOOL_VECTOR_EXT */
 #endif /* ROIPOOL_SIMD_OPS_BASE_H */
