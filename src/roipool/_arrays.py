@@ -75,6 +75,14 @@ def new_output(shape, dtype, name, channels_last=False):
     return _empty(shape, dtype, name)
 
 
+def in_storage_dtype(result, storage, channels_last=False):
+    """A kernel result (compute dtype) as a new output of the storage dtype:
+    exact, every float16/bfloat16 result came from data or is 0 or -inf."""
+    out = new_output(result.shape, storage, "out", channels_last)
+    out[...] = result
+    return out
+
+
 def _empty(shape, dtype, name):
     """np.empty with the size in the error when it cannot be allocated."""
     try:

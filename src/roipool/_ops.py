@@ -81,8 +81,8 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
                                k_out, out_cl, k_arg, argmax_cl, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, n, storage)
-    if out is None:  # float16/bfloat16: exact, every value came from data or is 0 / -inf
-        out = k_out.astype(storage) if rmode != Rounding.RMODE_NONE else k_out
+    if out is None:
+        out = k_out if rmode == Rounding.RMODE_NONE else a.in_storage_dtype(k_out, storage, out_cl)
     elif k_out is not out:
         out[...] = k_out
     if argmax is not None and k_arg is not argmax:
@@ -162,5 +162,5 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
             out[...] = k_out
         return out
     if rmode != Rounding.RMODE_NONE:
-        return k_out.astype(storage)
+        return a.in_storage_dtype(k_out, storage)
     return k_out
