@@ -109,3 +109,24 @@ def test_one_channel_and_nonempty_after_empty(dtype):
     out, am = roipool.roi_pooling(data, [[0, 0, 0, 5, 3]], (2, 2), 1.0, return_argmax=True)
     assert out[0, 0].tolist() == [[8, 11], [20, 23]]
     assert am[0, 0].tolist() == [[8, 11], [20, 23]]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", THREADS)
+def test_kernel_guards_zero_channels_itself(dtype, threads):
+    # The compiled entry point, without the Python layer: data with C == 0
+    # and a non-empty buffer must still mean "nothing to write" (the ROI
+    # scan runs, the buffer is untouched), not a division by a zero block size.
+    from roipool import _roi_pool
+
+    data = np.zeros((2, 0, 4, 6), dtype)
+    rois = np.ascontiguousarray(ROIS, dtype)
+    buf = np.full(6, 7, dtype)
+    status = _roi_pool.forward(data, rois, 1.0, 1.0, False, _roi_pool.Rounding.RMODE_NONE,
+                               3, 2, buf, False, None, False, threads)
+    assert status == _roi_pool.Status.OK
+    assert buf.tolist() == [7] * 6
+    bad = np.array([[5, 0, 0, 1, 1]], dtype)
+    status = _roi_pool.forward(data, bad, 1.0, 1.0, False, _roi_pool.Rounding.RMODE_NONE,
+                               3, 2, buf, False, None, False, threads)
+    assert status == 0 * _roi_pool.ROW_CODES + _roi_pool.RowError.BAD_BATCH_RANGE
