@@ -345,7 +345,10 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     cdef Py_ssize_t H = p.H, W = p.W, PH = p.PH, PW = p.PW, roi_bins = PH * PW
     cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
     cdef Py_ssize_t stride_c = p.stride_c, stride_h = p.stride_h, stride_w = p.stride_w
-    cdef Py_ssize_t geom_len = _geom_len(PH, PW)
+    cdef Py_ssize_t geom_len = _geom_len(PH, PW), group_bins = p.group_bins
+    cdef const Py_ssize_t *geom = p.geom
+    cdef const Py_ssize_t *order = p.order
+    cdef char *argmax = p.argmax
     cdef Py_ssize_t i, r, j, h, w, k0, k1
     cdef roipool_block_t view
     cdef const Py_ssize_t *bounds
@@ -373,11 +376,11 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     # group_bins, then to out/argmax with sequential writes: a strided
     # write per value costs a cache line each, more than the max itself.
     for i in range(task.first, task.end):
-        r = p.order[i]
-        bounds = p.geom + r * geom_len + 1
+        r = order[i]
+        bounds = geom + r * geom_len + 1
         k0 = 0
         while k0 < roi_bins:
-            k1 = min(k0 + p.group_bins, roi_bins)
+            k1 = min(k0 + group_bins, roi_bins)
             if floating is float:
                 roipool_roi_max_f32(&view, bounds, PH, PW, k0, k1, init, <float *>s.res,
                                     s.ires, <int32_t *>s.idx)
@@ -385,8 +388,8 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
                 roipool_roi_max_f64(&view, bounds, PH, PW, k0, k1, init, <double *>s.res,
                                     s.ires, <int64_t *>s.idx)
             _store(p, s.res, sizeof(floating), p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
-            if p.argmax != NULL:  # callers that only want out skip half the writes
-                _store(p, s.ires, 4, p.argmax, p.argmax_cl, r, c0, nc, k0, k1, s.stage)
+            if argmax != NULL:  # callers that only want out skip half the writes
+                _store(p, s.ires, 4, argmax, p.argmax_cl, r, c0, nc, k0, k1, s.stage)
             k0 = k1
     if p.stream:
         roipool_store_fence()

@@ -60,16 +60,17 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
  * [c, channels), written to best[c:] and idx_out[c:] (argmax h * W + w, -1
  * when no value beats init). init is -FLT_MAX, or -inf for the
  * reduced-precision types (docs/semantics.md, "The rule"). idx: scratch of
- * the value width, one lane per channel. */
-ROIPOOL_ISA_ATTR static void RP_FN(bin_max)(const roipool_block_t *blk, ptrdiff_t c,
+ * the value width, one lane per channel. The block comes by value: its
+ * fields stay in registers across the stores to best and idx_out. */
+ROIPOOL_ISA_ATTR static void RP_FN(bin_max)(const roipool_block_t blk, ptrdiff_t c,
                                             ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
                                             ptrdiff_t we, RP_T init, RP_T *ROIPOOL_RESTRICT best,
                                             int32_t *ROIPOOL_RESTRICT idx_out,
                                             RP_IDX *ROIPOOL_RESTRICT idx)
 {
-    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk->base;
-    const ptrdiff_t row_stride = blk->row_stride, col_stride = blk->col_stride;
-    const ptrdiff_t W = blk->W, nc = blk->channels;
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride;
+    const ptrdiff_t W = blk.W, nc = blk.channels;
     ptrdiff_t h, w;
 #if ROIPOOL_VECTORS
     enum { L = RP_V(lanes) };
@@ -162,7 +163,8 @@ ROIPOOL_ISA_ATTR static void RP_FN(roi_max)(const roipool_block_t *blk, const pt
                                             int32_t *ROIPOOL_RESTRICT ires,
                                             RP_IDX *ROIPOOL_RESTRICT idx)
 {
-    const ptrdiff_t nc = blk->channels;
+    const roipool_block_t b = *blk;
+    const ptrdiff_t nc = b.channels;
     ptrdiff_t k, j;
     for (k = k0; k < k1; ++k) {
         const ptrdiff_t ph = k / PW, pw = k - ph * PW;
@@ -173,7 +175,7 @@ ROIPOOL_ISA_ATTR static void RP_FN(roi_max)(const roipool_block_t *blk, const pt
         if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
             for (j = 0; j < nc; ++j) { best[j] = 0; bin_idx[j] = -1; }
         } else {
-            RP_FN(bin_max)(blk, 0, hs, he, ws, we, init, best, bin_idx, idx);
+            RP_FN(bin_max)(b, 0, hs, he, ws, we, init, best, bin_idx, idx);
         }
     }
 }
