@@ -5,26 +5,32 @@
 
 #include "common.h"
 
-/* Copy nbins bins x nc channels from src[k * nc + j] to dst[j * ld + k]:
- * 4-byte elements (float values, int32 argmax) and 8-byte ones (float64). */
-static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
-                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
+/* Copy nbins bins x nc channels of `size`-byte elements from src[k * nc + j]
+ * to dst[j * ld + k]: 4-byte ones (float values, int32 argmax) and 8-byte
+ * ones (float64). The constant size makes each memcpy one load and store. */
+static ROIPOOL_ALWAYS_INLINE void roipool_transpose_elems(const void *ROIPOOL_RESTRICT src,
+                                                          ptrdiff_t nc, ptrdiff_t nbins,
+                                                          ptrdiff_t ld,
+                                                          void *ROIPOOL_RESTRICT dst,
+                                                          size_t size)
 {
-    const int32_t *src = (const int32_t *)src_;
-    int32_t *dst = (int32_t *)dst_;
+    const char *s = (const char *)src;
+    char *d = (char *)dst;
     ptrdiff_t j, k;
     for (j = 0; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+        for (k = 0; k < nbins; ++k) memcpy(d + (j * ld + k) * size, s + (k * nc + j) * size, size);
 }
 
-static void roipool_transpose64(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
-                                ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
+static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
+                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
 {
-    const int64_t *src = (const int64_t *)src_;
-    int64_t *dst = (int64_t *)dst_;
-    ptrdiff_t j, k;
-    for (j = 0; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+    roipool_transpose_elems(src, nc, nbins, ld, dst, 4);
+}
+
+static void roipool_transpose64(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
+                                ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
+{
+    roipool_transpose_elems(src, nc, nbins, ld, dst, 8);
 }
 
 /* Copy n 4-byte elements; the AVX2 version uses non-temporal stores where
