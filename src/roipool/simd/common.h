@@ -27,6 +27,16 @@
 #define ROIPOOL_ALWAYS_INLINE inline
 #endif
 
+/* The bin max's inner loop is a few dozen instructions run billions of
+ * times; where it starts relative to a 32-byte fetch window moved the
+ * AVX-512 vgg16-frcnn forward by 8% between otherwise identical builds.
+ * GCC aligns the kernel's loops (clang ignores this attribute). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ROIPOOL_ALIGN_LOOPS __attribute__((optimize("align-loops=32")))
+#else
+#define ROIPOOL_ALIGN_LOOPS
+#endif
+
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 /* AVX2 and AVX-512 paths, compiled with target attributes and chosen at
  * run time (dispatch.h); the rest of the build stays baseline. */

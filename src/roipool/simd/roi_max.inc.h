@@ -62,11 +62,10 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
  * reduced-precision types (docs/semantics.md, "The rule"). idx: scratch of
  * the value width, one lane per channel. The block comes by value: its
  * fields stay in registers across the stores to best and idx_out. */
-ROIPOOL_ISA_ATTR static void RP_FN(bin_max)(const roipool_block_t blk, ptrdiff_t c,
-                                            ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
-                                            ptrdiff_t we, RP_T init, RP_T *ROIPOOL_RESTRICT best,
-                                            int32_t *ROIPOOL_RESTRICT idx_out,
-                                            RP_IDX *ROIPOOL_RESTRICT idx)
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
+    const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
+    ptrdiff_t we, RP_T init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
+    RP_IDX *ROIPOOL_RESTRICT idx)
 {
     const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
     const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride;
@@ -156,12 +155,10 @@ ROIPOOL_ISA_ATTR static void RP_FN(bin_max)(const roipool_block_t blk, ptrdiff_t
  * ws[PW], we[PW]; bin k goes to res[(k - k0) * channels ...] and ires
  * likewise. One call per ROI instead of one indirect call per bin: most bins
  * of a detector cover a few pixels, where the call cost more than the max. */
-ROIPOOL_ISA_ATTR static void RP_FN(roi_max)(const roipool_block_t *blk, const ptrdiff_t *bounds,
-                                            ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t k0,
-                                            ptrdiff_t k1, RP_T init,
-                                            RP_T *ROIPOOL_RESTRICT res,
-                                            int32_t *ROIPOOL_RESTRICT ires,
-                                            RP_IDX *ROIPOOL_RESTRICT idx)
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
+    const roipool_block_t *blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
+    ptrdiff_t k0, ptrdiff_t k1, RP_T init, RP_T *ROIPOOL_RESTRICT res,
+    int32_t *ROIPOOL_RESTRICT ires, RP_IDX *ROIPOOL_RESTRICT idx)
 {
     const roipool_block_t b = *blk;
     const ptrdiff_t nc = b.channels;
