@@ -8,6 +8,7 @@ Environment switches:
   ROIPOOL_DEBUG=1       keep bounds checks and build with -O0 -g (debugging)
   ROIPOOL_SANITIZE=1    add -fsanitize=address,undefined (tools/asan.sh)
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -126,7 +127,7 @@ def extensions():
     ext = Extension(
         "roipool._roi_pool",
         sources=["src/roipool/_roi_pool.pyx"],
-        depends=["src/roipool/_simd.h", "src/roipool/_openmp.pxd"],
+        depends=sorted(glob.glob("src/roipool/simd/*.h")) + ["src/roipool/_openmp.pxd"],
         include_dirs=["src/roipool", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

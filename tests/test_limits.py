@@ -310,7 +310,7 @@ def test_batch_index_edges():
 #
 # The kernels group ROIs by image with O(N) tables. A batch far larger than the ROI
 # count only exists as a zero-stride view (or with empty images); roipool renumbers
-# the images the ROIs use first (_validate.compact_batch). Before that fix, N near
+# the images the ROIs use first (_arrays.compact_batch). Before that fix, N near
 # 2**61 wrapped `malloc((N + 1) * 8)` to a tiny block (SIGSEGV), and N = 2**31 took
 # 16 GiB and ~30 s for a 1-element result.
 

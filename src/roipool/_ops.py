@@ -1,8 +1,10 @@
 """Public operators: roi_pooling and roi_pooling_backward."""
-import numpy as np
 
 from roipool import _roi_pool
+from roipool import _arrays as a
 from roipool import _validate as v
+from roipool._roi_pool import Rounding, Status
+from roipool._status import raise_bad_status
 
 
 def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None,
@@ -42,8 +44,8 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
            [26., 28.]], dtype=float32)
     """
     data, compute, rmode = v.check_data(data)
-    storage = v.storage_dtype(data, rmode)
-    tv = v.check_compat(compat)
+    storage = a.storage_dtype(data, rmode)
+    torchvision = v.check_compat(compat)
     ph, pw = v.check_pooled_size(pooled_size)
     scale_t, scale_d = v.check_scale(spatial_scale, compat, storage, rmode)
     n_threads = v.check_num_threads(num_threads)
@@ -52,41 +54,35 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     shape = (rois_c.shape[0], c, ph, pw)
     avoid = (("data", data), ("rois", rois))
     # The output follows the input's memory format unless out= says otherwise.
-    out_cl = v.is_channels_last_input(data)
+    out_cl = a.is_channels_last_input(data)
     if out is not None:
         out_cl = v.check_buffer(out, "out", shape, storage, avoid)
-    am_cl = out_cl
+    argmax_cl = out_cl
     if argmax is not None:
-        am_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
+        argmax_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
     # The kernel writes aligned memory in the compute dtype; a reduced-precision
     # or misaligned out=/argmax= is filled from a temporary after success.
-    if out is not None and rmode == v.RMODE_NONE and out.flags.aligned:
+    if out is not None and rmode == Rounding.RMODE_NONE and out.flags.aligned:
         k_out = out
     else:
-        k_out = v.alloc_out(shape, compute, "out", out_cl)
+        k_out = a.new_output(shape, compute, "out", out_cl)
     k_arg = argmax
     if (k_arg is None and return_argmax) or (k_arg is not None and not k_arg.flags.aligned):
-        k_arg = v.alloc_out(shape, v.INT32, "argmax", am_cl)
+        k_arg = a.new_output(shape, v.INT32, "argmax", argmax_cl)
     k_data, k_rois = data, rois_c
-    compact = v.compact_batch(data.shape, data.strides[0], rois_c)
+    compact = a.compact_batch(data.shape, data.strides[0], rois_c)
     if compact is not None:  # a huge broadcast batch: only the images used
         n_used, k_rois = compact
         k_data = data[:n_used]
-    if c == 0:
-        # Empty output: the kernel only scans the ROIs. It derives its channel
-        # blocking from C before looking at the output, and C = 0 divides by
-        # zero there (undefined behaviour that UBSan reports); one zero-stride
-        # stand-in channel gives the same scan.
-        k_data = np.broadcast_to(np.zeros((), compute), (k_data.shape[0], 1) + k_data.shape[2:])
     if k_data.dtype != compute:
-        k_data = v.to_compute(k_data, compute, rmode, storage, False)
-    k_data = v.aligned(k_data)
-    status = _roi_pool.forward(k_data, k_rois, scale_t, scale_d, tv, rmode, ph, pw,
-                               k_out, out_cl, k_arg, am_cl, n_threads)
-    if status != -1:
-        v.raise_bad_status(status, rois_c, n, storage)
-    if out is None:  # float16/bfloat16: exact, every value came from data or is 0 / -inf
-        out = k_out.astype(storage) if rmode != v.RMODE_NONE else k_out
+        k_data = a.to_compute(k_data, compute, rmode, storage, False)
+    k_data = a.aligned(k_data)
+    status = _roi_pool.forward(k_data, k_rois, scale_t, scale_d, torchvision, rmode, ph, pw,
+                               k_out, out_cl, k_arg, argmax_cl, n_threads)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, n, storage)
+    if out is None:
+        out = k_out if rmode == Rounding.RMODE_NONE else a.in_storage_dtype(k_out, storage, out_cl)
     elif k_out is not out:
         out[...] = k_out
     if argmax is not None and k_arg is not argmax:
@@ -121,15 +117,15 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     >>> int(g.sum()), float(g[0, 0, 2, 2])
     (4, 1.0)
     """
-    grad_out = v.as_array(grad_out, "grad_out")
+    grad_out = a.as_array(grad_out, "grad_out")
     if grad_out.ndim != 4:
         raise ValueError(f"grad_out must be 4-D [R, C, PH, PW], got shape {grad_out.shape}")
     compute, rmode = v.float_kind(grad_out, "grad_out")
-    storage = v.storage_dtype(grad_out, rmode)
+    storage = a.storage_dtype(grad_out, rmode)
     shape = v.check_data_shape(data_shape, grad_out.shape[1])
     n_threads = v.check_num_threads(num_threads)
     argmax_in = argmax
-    argmax = v.as_array(argmax, "argmax")
+    argmax = a.as_array(argmax, "argmax")
     if argmax.shape != grad_out.shape:
         raise ValueError(f"argmax has shape {argmax.shape}, expected grad_out's {grad_out.shape}")
     am, am_checked = v.check_argmax_values(argmax, shape[2] * shape[3], n_threads)
@@ -144,27 +140,27 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     # kernel finds a bad value only after writing, and out= stays untouched
     # on error. (The copy is of grad's size, far less than the pass over
     # argmax it saves when R * PH * PW exceeds N * H * W.)
-    if out is not None and rmode == v.RMODE_NONE and not out_cl and out.flags.aligned \
+    if out is not None and rmode == Rounding.RMODE_NONE and not out_cl and out.flags.aligned \
             and am_checked:
         k_out = out
     else:
-        k_out = v.alloc(shape, compute, "out")
-    k_grad = v.aligned(v.to_compute(grad_out, compute, rmode, storage))
+        k_out = a.new_output(shape, compute, "out")
+    k_grad = a.aligned(a.to_compute(grad_out, compute, rmode, storage))
     k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
-    compact = v.compact_batch(shape, None, rois_c)
+    compact = a.compact_batch(shape, None, rois_c)
     if compact is not None:  # empty images, a huge batch: only the ROI checks run
         k_n, k_rois = compact
-        k_grad_data = np.empty((k_n,) + shape[1:], compute)
+        k_grad_data = a.new_output((k_n,) + shape[1:], compute, "out")
     status = _roi_pool.backward(k_grad, k_rois, am, k_n, shape[2], shape[3], k_grad_data,
                                 rmode, n_threads)
-    if status == v.BAD_ARGMAX:
+    if status == Status.BAD_ARGMAX:
         v.check_argmax_range(am, shape[2] * shape[3], n_threads)
-    if status != -1:
-        v.raise_bad_status(status, rois_c, shape[0], storage)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, shape[0], storage)
     if out is not None:
         if k_out is not out:
             out[...] = k_out
         return out
-    if rmode != v.RMODE_NONE:
-        return k_out.astype(storage)
+    if rmode != Rounding.RMODE_NONE:
+        return a.in_storage_dtype(k_out, storage)
     return k_out

@@ -1,40 +1,46 @@
 # Compiled kernels of roipool.
 #
-# Everything here assumes what roipool/_validate.py checked: dtypes, ranks,
-# C-contiguous rois/out/argmax/grad buffers, positive pooled sizes, a thread
-# count >= 1.  The one scan that has to look at values (ROI rows, argmax
-# range) reports the first offending row or the extremes as plain numbers;
-# the Python layer turns them into exceptions.  No output is written before
-# that scan has passed.
+# Everything here assumes what the Python layer checked (roipool/_validate.py)
+# and prepared (roipool/_arrays.py): dtypes, ranks, C-contiguous
+# rois/out/argmax/grad buffers, positive pooled sizes, a thread count >= 1.
+# The one scan that has to look at values (ROI rows, argmax range) reports
+# the first offending row or the extremes as a Status / RowError code;
+# roipool/_status.py turns them into exceptions. No output is written before
+# that scan has passed. The SIMD loops are C, under simd/ (see simd/simd.h).
 
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
-from libc.stdint cimport int32_t, int64_t, uint16_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from roipool._openmp cimport ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num, roipool_omp_pause
+from roipool._openmp cimport (ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num,
+                              roipool_omp_pause)
 
 cnp.import_array()
 
-cdef extern from "_simd.h" nogil:
-    void roipool_roi_max_f32(const float *base, Py_ssize_t sH, Py_ssize_t sW,
-                             Py_ssize_t W, const Py_ssize_t *g, Py_ssize_t PH,
-                             Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t nc,
+cdef extern from "simd/simd.h" nogil:
+    ctypedef struct roipool_block_t:
+        # element (h, w, c) at base[h * row_stride + w * col_stride + c]
+        const void *base
+        Py_ssize_t row_stride, col_stride
+        Py_ssize_t W          # argmax of (h, w) is h * W + w
+        Py_ssize_t channels
+    void roipool_roi_max_f32(const roipool_block_t *block, const Py_ssize_t *bounds,
+                             Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
                              float init, float *res, int32_t *ires, int32_t *idx) noexcept
-    void roipool_roi_max_f64(const double *base, Py_ssize_t sH, Py_ssize_t sW,
-                             Py_ssize_t W, const Py_ssize_t *g, Py_ssize_t PH,
-                             Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t nc,
+    void roipool_roi_max_f64(const roipool_block_t *block, const Py_ssize_t *bounds,
+                             Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
                              double init, double *res, int32_t *ires, int64_t *idx) noexcept
-    int roipool_isa_supported(int level) noexcept
-    void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t G,
+    void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
+                             Py_ssize_t ld, void *dst) noexcept
+    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
                              Py_ssize_t ld, void *dst) noexcept
     void roipool_stream32(const void *src, Py_ssize_t n, void *dst) noexcept
-    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t G,
-                             Py_ssize_t ld, void *dst) noexcept
     void roipool_store_fence() noexcept
+    int roipool_isa_supported(int level) noexcept
     int roipool_set_isa(int level) noexcept
     int roipool_get_isa() noexcept
     long roipool_l2_cache_bytes() noexcept
@@ -42,20 +48,27 @@ cdef extern from "_simd.h" nogil:
     float roipool_round_bf16(float x) noexcept
     void roipool_prefetch(const void *p) noexcept
 
-# Status codes returned to the Python layer (a bad ROI row r is r * 8 + code).
-cdef enum:
+# The one declaration of the kernels' status codes and rounding modes; the
+# Python layer uses these names (roipool._status, roipool._validate).
+cpdef enum Status:
     OK = -1
     NO_MEMORY = -2
     BAD_ARGMAX = -3    # backward: an argmax value outside [-1, H*W)
+
+# A bad ROI row r comes back as r * ROW_CODES + its RowError.
+cpdef enum:
+    ROW_CODES = 8
+
+cpdef enum RowError:
     BAD_BATCH_NONFINITE = 1
     BAD_BATCH_RANGE = 2
     BAD_COORD_NONFINITE = 3
     BAD_COORD_RANGE = 4
     BAD_SIZE_RANGE = 5
 
-# Rounding of every intermediate to the storage type (SEMANTICS, "Reduced
-# precision"): 0 = none (float32/float64), 1 = float16, 2 = bfloat16.
-cdef enum:
+# Rounding of every intermediate to the storage type T (docs/semantics.md,
+# "Reduced precision"): none (float32/float64), float16 or bfloat16.
+cpdef enum Rounding:
     RMODE_NONE = 0
     RMODE_HALF = 1
     RMODE_BF16 = 2
@@ -70,7 +83,9 @@ cdef Py_ssize_t _max_block = 64
 cdef Py_ssize_t _stream_bytes = 8 * 1024 * 1024
 
 
-cdef inline floating _rt(floating x, int rmode) noexcept nogil:
+cdef inline floating _as_storage(floating x, int rmode) noexcept nogil:
+    """x rounded to the storage type T (docs/semantics.md, "Reduced
+    precision"): float16/bfloat16 arithmetic rounds every intermediate."""
     if floating is float:
         if rmode == RMODE_HALF:
             return roipool_round_half(x)
@@ -93,6 +108,17 @@ cdef inline int64_t _clip(int64_t v, int64_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
 
 
+# How ROI rows become bins (docs/semantics.md, "The rule"): what one call
+# gives _prepare.
+ctypedef struct RoiRule:
+    double scale_t        # spatial_scale as MXNet holds it (a value of T)
+    double scale_d        # spatial_scale as given (compat="torchvision")
+    bint torchvision      # coordinates times scale_d in double
+    int rmode             # Rounding
+    Py_ssize_t N, H, W    # batch size and the map the bins are clipped to
+    Py_ssize_t PH, PW     # pooled grid
+
+
 cdef enum:
     # how much _prepare does
     SCAN_BATCH = 0     # batch column, finite coordinates (backward)
@@ -100,70 +126,83 @@ cdef enum:
     SCAN_GEOMETRY = 2  # + bin bounds and the batch grouping (forward)
 
 
-cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
-                         double scale_d, bint tv, int rmode, int scan,
-                         Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
-                         Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t *geom,
-                         Py_ssize_t *order, Py_ssize_t *offsets) noexcept nogil:
+cdef inline Py_ssize_t _geom_len(Py_ssize_t PH, Py_ssize_t PW) noexcept nogil:
+    """Length of one ROI's geometry row: b, hstart[PH], hend[PH], wstart[PW], wend[PW]."""
+    return 1 + 2 * PH + 2 * PW
+
+
+cdef Py_ssize_t _prepare(const floating[:, ::1] rois, const RoiRule *rule, int scan,
+                         Py_ssize_t *geom, Py_ssize_t *order,
+                         Py_ssize_t *offsets) noexcept nogil:
     """Per ROI: batch index and clipped bin bounds; ROIs grouped by batch.
 
-    geom row r: [b, hstart[PH], hend[PH], wstart[PW], wend[PW]] (just [b]
-    below SCAN_GEOMETRY). Returns OK or the first bad row as r * 8 + code.
+    geom row r: _geom_len(PH, PW) values (just [b] below SCAN_GEOMETRY).
+    order/offsets (may be NULL): the ROIs of image n are order[offsets[n]:
+    offsets[n + 1]], ascending. Returns OK or the first bad row as
+    r * ROW_CODES + RowError.
     """
-    cdef Py_ssize_t R = rois.shape[0]
-    cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW if scan == SCAN_GEOMETRY else 1
+    cdef Py_ssize_t R = rois.shape[0], N = rule.N, H = rule.H, W = rule.W
+    cdef Py_ssize_t PH = rule.PH, PW = rule.PW
+    cdef int rmode = rule.rmode
+    cdef Py_ssize_t row_len = _geom_len(PH, PW) if scan == SCAN_GEOMETRY else 1
     cdef Py_ssize_t r, j, k
-    cdef floating x, scale = <floating>scale_t, bin_h, bin_w, size_h, size_w
-    cdef floating fph = _rt(<floating>PH, rmode), fpw = _rt(<floating>PW, rmode)
-    cdef double bt, p
-    cdef int64_t q[4]
+    cdef floating x, scale = <floating>rule.scale_t, bin_h, bin_w, size_h, size_w
+    cdef floating pooled_h = _as_storage(<floating>PH, rmode)
+    cdef floating pooled_w = _as_storage(<floating>PW, rmode)
+    cdef double batch, scaled
+    cdef int64_t corner[4]  # x1, y1, x2, y2 scaled and rounded
     cdef int64_t roi_h, roi_w
-    cdef Py_ssize_t *g
+    cdef Py_ssize_t *row
 
     for r in range(R):
         x = rois[r, 0]
         if not isfinite(x):
-            return r * 8 + BAD_BATCH_NONFINITE
-        bt = trunc(<double>x)  # MXNet: C cast of the batch column to int
-        if bt < 0 or bt >= N:
-            return r * 8 + BAD_BATCH_RANGE
-        g = geom + r * G
-        g[0] = <Py_ssize_t>bt
+            return r * ROW_CODES + BAD_BATCH_NONFINITE
+        batch = trunc(<double>x)  # MXNet: C cast of the batch column to int
+        if batch < 0 or batch >= N:
+            return r * ROW_CODES + BAD_BATCH_RANGE
+        row = geom + r * row_len
+        row[0] = <Py_ssize_t>batch
         for j in range(4):
             x = rois[r, j + 1]
             if not isfinite(x):
-                return r * 8 + BAD_COORD_NONFINITE
+                return r * ROW_CODES + BAD_COORD_NONFINITE
             if scan == SCAN_BATCH:
                 continue
-            if tv:
+            if rule.torchvision:
                 # torchvision: coordinate times the double spatial_scale
-                p = <double>x * scale_d
+                scaled = <double>x * rule.scale_d
             else:
-                p = _rt(x * scale, rmode)
-            if not (fabs(p) < 2147483648.0):
-                return r * 8 + BAD_COORD_RANGE
-            q[j] = <int64_t>round(p)  # C round(): halves away from zero
+                scaled = _as_storage(x * scale, rmode)
+            if not (fabs(scaled) < 2147483648.0):
+                return r * ROW_CODES + BAD_COORD_RANGE
+            corner[j] = <int64_t>round(scaled)  # C round(): halves away from zero
         if scan != SCAN_GEOMETRY:
             continue
         # force malformed ROIs to be 1 x 1 (MXNet)
-        roi_w = q[2] - q[0] + 1
-        roi_h = q[3] - q[1] + 1
+        roi_w = corner[2] - corner[0] + 1
+        roi_h = corner[3] - corner[1] + 1
         if roi_w < 1:
             roi_w = 1
         if roi_h < 1:
             roi_h = 1
-        size_h = _rt(<floating>roi_h, rmode)
-        size_w = _rt(<floating>roi_w, rmode)
-        if not (isfinite(size_h) and isfinite(size_w) and isfinite(fph) and isfinite(fpw)):
-            return r * 8 + BAD_SIZE_RANGE
-        bin_h = _rt(size_h / fph, rmode)
-        bin_w = _rt(size_w / fpw, rmode)
+        size_h = _as_storage(<floating>roi_h, rmode)
+        size_w = _as_storage(<floating>roi_w, rmode)
+        if not (isfinite(size_h) and isfinite(size_w)
+                and isfinite(pooled_h) and isfinite(pooled_w)):
+            return r * ROW_CODES + BAD_SIZE_RANGE
+        bin_h = _as_storage(size_h / pooled_h, rmode)
+        bin_w = _as_storage(size_w / pooled_w, rmode)
         for k in range(PH):
-            g[1 + k] = _clip(_to_i64(floor(_rt(_rt(<floating>k, rmode) * bin_h, rmode))) + q[1], H)
-            g[1 + PH + k] = _clip(_to_i64(ceil(_rt(_rt(<floating>(k + 1), rmode) * bin_h, rmode))) + q[1], H)
+            row[1 + k] = _clip(_to_i64(floor(_as_storage(
+                _as_storage(<floating>k, rmode) * bin_h, rmode))) + corner[1], H)
+            row[1 + PH + k] = _clip(_to_i64(ceil(_as_storage(
+                _as_storage(<floating>(k + 1), rmode) * bin_h, rmode))) + corner[1], H)
         for k in range(PW):
-            g[1 + 2 * PH + k] = _clip(_to_i64(floor(_rt(_rt(<floating>k, rmode) * bin_w, rmode))) + q[0], W)
-            g[1 + 2 * PH + PW + k] = _clip(_to_i64(ceil(_rt(_rt(<floating>(k + 1), rmode) * bin_w, rmode))) + q[0], W)
+            row[1 + 2 * PH + k] = _clip(_to_i64(floor(_as_storage(
+                _as_storage(<floating>k, rmode) * bin_w, rmode))) + corner[0], W)
+            row[1 + 2 * PH + PW + k] = _clip(_to_i64(ceil(_as_storage(
+                _as_storage(<floating>(k + 1), rmode) * bin_w, rmode))) + corner[0], W)
 
     if offsets == NULL:
         return OK
@@ -172,11 +211,11 @@ cdef Py_ssize_t _prepare(const floating[:, ::1] rois, double scale_t,
     for j in range(N + 1):
         offsets[j] = 0
     for r in range(R):
-        offsets[geom[r * G] + 1] += 1
+        offsets[geom[r * row_len] + 1] += 1
     for j in range(N):
         offsets[j + 1] += offsets[j]
     for r in range(R):
-        k = geom[r * G]
+        k = geom[r * row_len]
         order[offsets[k]] = r
         offsets[k] += 1
     for j in range(N, 0, -1):
@@ -200,229 +239,278 @@ cdef Py_ssize_t _block_size(Py_ssize_t C, Py_ssize_t HW, Py_ssize_t itemsize,
     return C if C <= b else b
 
 
-cdef inline void _store(const void *src, Py_ssize_t isz, Py_ssize_t nc, Py_ssize_t k0,
-                        Py_ssize_t k1, Py_ssize_t PHPW, Py_ssize_t C, Py_ssize_t r,
-                        Py_ssize_t c0, bint cl, bint stream, void *stage,
-                        char *dst) noexcept nogil:
+# ---- forward: one plan per call, one task per (image, channel block, ROIs) --
+
+ctypedef struct Task:
+    Py_ssize_t image       # n
+    Py_ssize_t c0          # first channel of the block
+    Py_ssize_t first, end  # the ROIs order[first:end], all of image n
+
+
+ctypedef struct ForwardPlan:
+    # the feature map: element (n, c, h, w) at (floating *)data + n * stride_n
+    # + c * stride_c + h * stride_h + w * stride_w (strides in elements)
+    const char *data
+    Py_ssize_t stride_n, stride_c, stride_h, stride_w
+    Py_ssize_t C, H, W, PH, PW
+    bint gather                # copy each channel block pixel-major first
+    Py_ssize_t block_channels  # channels per task
+    Py_ssize_t group_bins      # bins per SIMD call, results staged in scratch
+    bint stream                # out is written with non-temporal stores
+    # per ROI: _geom_len(PH, PW) values (see _prepare); order groups ROIs by image
+    const Py_ssize_t *geom
+    const Py_ssize_t *order
+    const Task *tasks
+    # outputs ([R, C, PH, PW] memory, or [R, PH, PW, C] when *_cl); argmax may be NULL
+    char *out
+    bint out_cl
+    char *argmax
+    bint argmax_cl
+    # per-thread scratch: bytes of each part, laid out by _scratch_at
+    Py_ssize_t res_bytes, ires_bytes, idx_bytes, stage_bytes, block_bytes, thread_bytes
+
+
+ctypedef struct Scratch:
+    # one thread's part of the scratch allocation (see _plan_scratch)
+    void *res       # best values of a group of bins, channel-minor
+    int32_t *ires   # their argmax
+    void *idx       # value-width argmax lanes (the x86 double paths)
+    void *stage     # a ROI's block of out, staged for streaming
+    void *block     # the gathered channel block
+
+
+cdef inline void _plan_scratch(ForwardPlan *p, Py_ssize_t itemsize) noexcept nogil:
+    """Byte sizes of the per-thread scratch parts, each rounded up to 64
+    bytes to avoid false sharing. All bins of a ROI go in one group when that
+    fits 64 KiB of scratch."""
+    cdef Py_ssize_t B = p.block_channels, n_bins = p.PH * p.PW
+    p.group_bins = n_bins if n_bins * B * itemsize <= 65536 else max(1, 8192 // B)
+    p.res_bytes = _align64(p.group_bins * B * itemsize)
+    p.ires_bytes = _align64(p.group_bins * B * 4)
+    p.idx_bytes = _align64(B * 8)
+    p.stage_bytes = _align64(p.group_bins * B * 4)
+    p.block_bytes = _align64(p.H * p.W * B * itemsize if p.gather else 0)
+    p.thread_bytes = (p.res_bytes + p.ires_bytes + p.idx_bytes + p.stage_bytes
+                      + p.block_bytes + 64)
+
+
+cdef inline Scratch _scratch_at(const ForwardPlan *p, char *allocation,
+                                Py_ssize_t thread) noexcept nogil:
+    """Thread `thread`'s parts of a scratch allocation of n * thread_bytes + 64."""
+    cdef Scratch s
+    cdef char *at = <char *>((<size_t>allocation + 63) // 64 * 64) + thread * p.thread_bytes
+    s.res = at
+    at += p.res_bytes
+    s.ires = <int32_t *>at
+    at += p.ires_bytes
+    s.idx = at
+    at += p.idx_bytes
+    s.stage = at
+    at += p.stage_bytes
+    s.block = at
+    return s
+
+
+cdef inline void _store(const ForwardPlan *p, const void *src, Py_ssize_t itemsize,
+                        char *dst, bint cl, Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc,
+                        Py_ssize_t k0, Py_ssize_t k1, void *stage) noexcept nogil:
     """Bins [k0, k1) of ROI r, channels [c0, c0 + nc), from the channel-minor
     scratch to out/argmax, channel-major ([R, C, PH, PW] memory) or
     channels-last ([R, PH, PW, C] memory, the scratch layout itself)."""
-    cdef Py_ssize_t k, G = k1 - k0
+    cdef Py_ssize_t k, n_bins = k1 - k0, C = p.C, roi_bins = p.PH * p.PW
     cdef const char *s = <const char *>src
     if cl:
         if nc == C:
-            memcpy(dst + (r * PHPW + k0) * C * isz, s, G * nc * isz)
+            memcpy(dst + (r * roi_bins + k0) * C * itemsize, s, n_bins * nc * itemsize)
         else:
-            for k in range(G):
-                memcpy(dst + ((r * PHPW + k0 + k) * C + c0) * isz, s + k * nc * isz, nc * isz)
+            for k in range(n_bins):
+                memcpy(dst + ((r * roi_bins + k0 + k) * C + c0) * itemsize,
+                       s + k * nc * itemsize, nc * itemsize)
         return
-    dst += ((r * C + c0) * PHPW + k0) * isz
-    if isz == 8:
-        roipool_transpose64(src, nc, G, PHPW, dst)
-    elif stream and G == PHPW:
+    dst += ((r * C + c0) * roi_bins + k0) * itemsize
+    if itemsize == 8:
+        roipool_transpose64(src, nc, n_bins, roi_bins, dst)
+    elif p.stream and n_bins == roi_bins:
         # the ROI's block of out is contiguous: stage it, stream it
-        roipool_transpose32(src, nc, G, PHPW, stage)
-        roipool_stream32(stage, nc * PHPW, dst)
+        roipool_transpose32(src, nc, n_bins, roi_bins, stage)
+        roipool_stream32(stage, nc * roi_bins, dst)
     else:
-        roipool_transpose32(src, nc, G, PHPW, dst)
+        roipool_transpose32(src, nc, n_bins, roi_bins, dst)
 
 
-cdef void _pool_task(const floating *data, Py_ssize_t sN, Py_ssize_t sC,
-                     Py_ssize_t sH, Py_ssize_t sW, bint gather, Py_ssize_t C,
-                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH, Py_ssize_t PW,
-                     const Py_ssize_t *geom, const Py_ssize_t *order,
-                     Py_ssize_t n, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t i0,
-                     Py_ssize_t i1, floating init, Py_ssize_t group, floating *block,
-                     floating *res, int32_t *ires, void *idx_scratch, void *stage,
-                     bint stream, floating *out, bint out_cl, int32_t *argmax,
-                     bint am_cl) noexcept nogil:
-    """Pool channels [c0, c0 + nc) of image n for the ROIs order[i0:i1]."""
-    cdef Py_ssize_t G = 1 + 2 * PH + 2 * PW, PHPW = PH * PW
-    cdef Py_ssize_t i, r, j, h, w, k0, k1, bh, bw
-    cdef const floating *src = data + n * sN + c0 * sC
-    cdef const floating *base
-    cdef const Py_ssize_t *g
-    if gather:
+cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
+                     floating init) noexcept nogil:
+    """Pool one task with this thread's scratch; `init` (the running max's
+    start) also selects the element type of data, out and scratch."""
+    cdef Py_ssize_t H = p.H, W = p.W, PH = p.PH, PW = p.PW, roi_bins = PH * PW
+    cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
+    cdef Py_ssize_t stride_c = p.stride_c, stride_h = p.stride_h, stride_w = p.stride_w
+    cdef Py_ssize_t geom_len = _geom_len(PH, PW), group_bins = p.group_bins
+    cdef const Py_ssize_t *geom = p.geom
+    cdef const Py_ssize_t *order = p.order
+    cdef char *argmax = p.argmax
+    cdef Py_ssize_t i, r, j, h, w, k0, k1
+    cdef roipool_block_t view
+    cdef const Py_ssize_t *bounds
+    cdef const floating *src = (<const floating *>p.data) + task.image * p.stride_n + c0 * stride_c
+    cdef floating *block = <floating *>s.block
+    if p.gather:
         # Copy the block pixel-major once, so every bin visit reads one short
         # contiguous channel vector from a block that stays in L2.
-        if sC == 1:
+        if stride_c == 1:
             for h in range(H):
                 for w in range(W):
-                    memcpy(block + (h * W + w) * nc, src + h * sH + w * sW, nc * sizeof(floating))
+                    memcpy(block + (h * W + w) * nc, src + h * stride_h + w * stride_w,
+                           nc * sizeof(floating))
         else:
             for h in range(H):
                 for j in range(nc):
                     for w in range(W):
-                        block[(h * W + w) * nc + j] = src[j * sC + h * sH + w * sW]
-        base, bh, bw = block, W * nc, nc
+                        block[(h * W + w) * nc + j] = \
+                            src[j * stride_c + h * stride_h + w * stride_w]
+        view.base, view.row_stride, view.col_stride = block, W * nc, nc
     else:
-        base, bh, bw = src, sH, sW
+        view.base, view.row_stride, view.col_stride = src, stride_h, stride_w
+    view.W, view.channels = W, nc
     # Bins go to a channel-minor scratch (the SIMD layout) in groups of
-    # `group` bins, then to out/argmax with sequential writes: a strided
+    # group_bins, then to out/argmax with sequential writes: a strided
     # write per value costs a cache line each, more than the max itself.
-    for i in range(i0, i1):
+    for i in range(task.first, task.end):
         r = order[i]
-        g = geom + r * G
+        bounds = geom + r * geom_len + 1
         k0 = 0
-        while k0 < PHPW:
-            k1 = min(k0 + group, PHPW)
+        while k0 < roi_bins:
+            k1 = min(k0 + group_bins, roi_bins)
             if floating is float:
-                roipool_roi_max_f32(base, bh, bw, W, g + 1, PH, PW, k0, k1, nc, init, res,
-                                    ires, <int32_t *>idx_scratch)
+                roipool_roi_max_f32(&view, bounds, PH, PW, k0, k1, init, <float *>s.res,
+                                    s.ires, <int32_t *>s.idx)
             else:
-                roipool_roi_max_f64(base, bh, bw, W, g + 1, PH, PW, k0, k1, nc, init, res,
-                                    ires, <int64_t *>idx_scratch)
-            _store(res, sizeof(floating), nc, k0, k1, PHPW, C, r, c0, out_cl, stream,
-                   stage, <char *>out)
+                roipool_roi_max_f64(&view, bounds, PH, PW, k0, k1, init, <double *>s.res,
+                                    s.ires, <int64_t *>s.idx)
+            _store(p, s.res, sizeof(floating), p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
             if argmax != NULL:  # callers that only want out skip half the writes
-                _store(ires, 4, nc, k0, k1, PHPW, C, r, c0, am_cl, stream, stage,
-                       <char *>argmax)
+                _store(p, s.ires, 4, argmax, p.argmax_cl, r, c0, nc, k0, k1, s.stage)
             k0 = k1
-    if stream:
+    if p.stream:
         roipool_store_fence()
 
 
-cdef inline void _run_task(Py_ssize_t t, const floating *data, Py_ssize_t sN,
-                           Py_ssize_t sC, Py_ssize_t sH, Py_ssize_t sW, bint gather,
-                           Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH,
-                           Py_ssize_t PW, const Py_ssize_t *geom, const Py_ssize_t *order,
-                           const Py_ssize_t *tasks, Py_ssize_t B, floating init,
-                           Py_ssize_t group, Py_ssize_t s_res, Py_ssize_t s_ires,
-                           Py_ssize_t s_idx, Py_ssize_t s_stage, bint stream, char *mine,
-                           floating *out, bint out_cl, int32_t *argmax,
-                           bint am_cl) noexcept nogil:
-    """Task t of the task table, with this thread's scratch `mine`:
-    res | ires | idx | stage | gathered block."""
-    cdef Py_ssize_t n = tasks[4 * t], c0 = tasks[4 * t + 1] * B
-    _pool_task(data, sN, sC, sH, sW, gather, C, H, W, PH, PW, geom, order, n, c0,
-               min(B, C - c0), tasks[4 * t + 2], tasks[4 * t + 3], init, group,
-               <floating *>(mine + s_res + s_ires + s_idx + s_stage),
-               <floating *>mine, <int32_t *>(mine + s_res),
-               <void *>(mine + s_res + s_ires), <void *>(mine + s_res + s_ires + s_idx),
-               stream, out, out_cl, argmax, am_cl)
-
-
-cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
-                         double scale_t, double scale_d, bint tv, int rmode,
-                         Py_ssize_t PH, Py_ssize_t PW, floating *out, bint out_cl,
-                         int32_t *argmax, bint am_cl, int n_threads) noexcept nogil:
-    cdef Py_ssize_t N = data.shape[0], C = data.shape[1], H = data.shape[2], W = data.shape[3]
-    cdef Py_ssize_t R = rois.shape[0], G = 1 + 2 * PH + 2 * PW
-    cdef Py_ssize_t isz = sizeof(floating)
-    cdef Py_ssize_t sN = data.strides[0] // isz, sC = data.strides[1] // isz
-    cdef Py_ssize_t sH = data.strides[2] // isz, sW = data.strides[3] // isz
-    # Channels-last data is read in place when one block covers all channels.
-    cdef bint gather = not (C == 1 or (sC == 1 and C <= _max_block))
-    cdef Py_ssize_t B = _block_size(C, H * W, isz, gather)
-    cdef Py_ssize_t nblocks = (C + B - 1) // B
-    cdef Py_ssize_t status, n, cb, k, kk, cnt, t, ntasks, nt, per_thread, tid, group
-    cdef Py_ssize_t s_res, s_ires, s_idx, s_stage
-    cdef bint stream
-    cdef Py_ssize_t *geom = NULL
-    cdef Py_ssize_t *order = NULL
-    cdef Py_ssize_t *offsets = NULL
-    cdef Py_ssize_t *tasks = NULL
-    cdef char *scratch = NULL
-    cdef char *mine
-    cdef floating init = -FLT_MAX if rmode == RMODE_NONE else -INFINITY
-
-    if out == NULL:  # empty output: only the ROI checks
-        geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
-        status = NO_MEMORY if geom == NULL else _prepare(
-            rois, scale_t, scale_d, tv, rmode, SCAN_SCALED, N, H, W, PH, PW, geom, NULL, NULL)
-        free(geom)
-        return status
-    geom = <Py_ssize_t *>malloc(max(R * G, 1) * sizeof(Py_ssize_t))
-    order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
-    offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
-    if geom == NULL or order == NULL or offsets == NULL:
-        status = NO_MEMORY
-    else:
-        status = _prepare(rois, scale_t, scale_d, tv, rmode, SCAN_GEOMETRY, N, H, W, PH, PW,
-                          geom, order, offsets)
-    if status != OK or R == 0:
-        free(geom); free(order); free(offsets)
-        return status
-
-    # Tasks: (image, channel block, slice of that image's ROIs). Enough of them
-    # that dynamic scheduling evens out ROIs whose areas differ 100x.
-    kk = (4 * n_threads + N * nblocks - 1) // (N * nblocks)
-    tasks = <Py_ssize_t *>malloc(N * nblocks * kk * 4 * sizeof(Py_ssize_t))
+cdef Py_ssize_t _run_plan(ForwardPlan *p, Py_ssize_t N, const Py_ssize_t *offsets,
+                          int n_threads, floating init) noexcept nogil:
+    """Split the call into tasks, give each thread its scratch, pool."""
+    cdef Py_ssize_t B = p.block_channels, n_blocks = (p.C + B - 1) // B
+    cdef Py_ssize_t n, cb, k, count, t, n_tasks = 0, n_workers, slices, tid = 0
+    cdef Task *tasks
+    cdef char *scratch
+    cdef Scratch thread_scratch
+    # Tasks: (image, channel block, slice of that image's ROIs). Enough
+    # slices that dynamic scheduling evens out ROIs whose areas differ 100x.
+    slices = (4 * n_threads + N * n_blocks - 1) // (N * n_blocks)
+    tasks = <Task *>malloc(N * n_blocks * slices * sizeof(Task))
     if tasks == NULL:
-        free(geom); free(order); free(offsets)
         return NO_MEMORY
-    ntasks = 0
     for n in range(N):
-        cnt = offsets[n + 1] - offsets[n]
-        if cnt == 0:
+        count = offsets[n + 1] - offsets[n]
+        if count == 0:
             continue
-        k = min(kk, cnt)
-        for cb in range(nblocks):
+        k = min(slices, count)
+        for cb in range(n_blocks):
             for t in range(k):
-                tasks[4 * ntasks] = n
-                tasks[4 * ntasks + 1] = cb
-                tasks[4 * ntasks + 2] = offsets[n] + cnt * t // k
-                tasks[4 * ntasks + 3] = offsets[n] + cnt * (t + 1) // k
-                ntasks += 1
-    nt = max(1, min(<Py_ssize_t>n_threads, ntasks))
-
-    # Per-thread scratch: the gathered block, best values, argmax (int32 and
-    # the value-width lane), each rounded up to 64 bytes to avoid false sharing.
-    # All bins of a ROI in one group when that fits 64 KiB of scratch.
-    group = PH * PW if PH * PW * B * isz <= 65536 else max(1, 8192 // B)
-    # Output beyond the caches is streamed to memory (see roipool_stream32).
-    stream = R * C * PH * PW * isz > _stream_bytes
-    s_res = _align64(group * B * isz)
-    s_ires = _align64(group * B * 4)
-    s_idx = _align64(B * 8)
-    s_stage = _align64(group * B * 4)
-    per_thread = s_res + s_ires + s_idx + s_stage + _align64(H * W * B * isz if gather else 0) + 64
-    scratch = <char *>malloc(nt * per_thread + 64)
+                tasks[n_tasks].image = n
+                tasks[n_tasks].c0 = cb * B
+                tasks[n_tasks].first = offsets[n] + count * t // k
+                tasks[n_tasks].end = offsets[n] + count * (t + 1) // k
+                n_tasks += 1
+    p.tasks = tasks
+    n_workers = max(1, min(<Py_ssize_t>n_threads, n_tasks))
+    _plan_scratch(p, sizeof(floating))
+    scratch = <char *>malloc(n_workers * p.thread_bytes + 64)
     if scratch == NULL:
-        free(geom); free(order); free(offsets); free(tasks)
+        free(tasks)
         return NO_MEMORY
-
-    if nt == 1:
-        # one task (small calls): no parallel region, whose start-up would
+    if n_workers == 1:
+        # one worker (small calls): no parallel region, whose start-up would
         # cost more than the work
-        for t in range(ntasks):
-            _run_task(t, &data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
-                      geom, order, tasks, B, init, group, s_res, s_ires, s_idx, s_stage,
-                      stream, <char *>((<size_t>scratch + 63) // 64 * 64),
-                      out, out_cl, argmax, am_cl)
+        thread_scratch = _scratch_at(p, scratch, 0)
+        for t in range(n_tasks):
+            _pool_task(p, &tasks[t], &thread_scratch, init)
     else:
-        with parallel(num_threads=nt):
+        with parallel(num_threads=n_workers):
             tid = omp_get_thread_num()
-            mine = <char *>((<size_t>scratch + 63) // 64 * 64) + tid * per_thread
-            for t in prange(ntasks, schedule='dynamic'):
-                _run_task(t, &data[0, 0, 0, 0], sN, sC, sH, sW, gather, C, H, W, PH, PW,
-                          geom, order, tasks, B, init, group, s_res, s_ires, s_idx, s_stage,
-                          stream, mine, out, out_cl, argmax, am_cl)
-    free(geom); free(order); free(offsets); free(tasks); free(scratch)
+            thread_scratch = _scratch_at(p, scratch, tid)
+            for t in prange(n_tasks, schedule='dynamic'):
+                _pool_task(p, &tasks[t], &thread_scratch, init)
+    free(tasks)
+    free(scratch)
     return OK
 
 
-def forward(data, rois, double scale_t, double scale_d, bint tv, int rmode,
+cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
+                         const RoiRule *rule, char *out, bint out_cl, char *argmax,
+                         bint argmax_cl, int n_threads) noexcept nogil:
+    cdef ForwardPlan p
+    cdef Py_ssize_t R = rois.shape[0], itemsize = sizeof(floating), status
+    cdef Py_ssize_t *geom = NULL
+    cdef Py_ssize_t *order = NULL
+    cdef Py_ssize_t *offsets = NULL
+    p.C, p.H, p.W, p.PH, p.PW = data.shape[1], rule.H, rule.W, rule.PH, rule.PW
+    if out == NULL or p.C == 0:  # empty output: only the ROI checks
+        geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+        status = NO_MEMORY if geom == NULL else _prepare(rois, rule, SCAN_SCALED, geom,
+                                                         NULL, NULL)
+        free(geom)
+        return status
+    geom = <Py_ssize_t *>malloc(max(R * _geom_len(p.PH, p.PW), 1) * sizeof(Py_ssize_t))
+    order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+    offsets = <Py_ssize_t *>malloc((rule.N + 1) * sizeof(Py_ssize_t))
+    status = NO_MEMORY
+    if geom != NULL and order != NULL and offsets != NULL:
+        status = _prepare(rois, rule, SCAN_GEOMETRY, geom, order, offsets)
+    if status == OK and R > 0:
+        p.data = <const char *>&data[0, 0, 0, 0]
+        p.stride_n = data.strides[0] // itemsize
+        p.stride_c = data.strides[1] // itemsize
+        p.stride_h = data.strides[2] // itemsize
+        p.stride_w = data.strides[3] // itemsize
+        # Channels-last data is read in place when one block covers all channels.
+        p.gather = not (p.C == 1 or (p.stride_c == 1 and p.C <= _max_block))
+        p.block_channels = _block_size(p.C, p.H * p.W, itemsize, p.gather)  # >= 1: C >= 1
+        # Output beyond the caches is streamed to memory (see roipool_stream32).
+        p.stream = R * p.C * p.PH * p.PW * itemsize > _stream_bytes
+        p.geom, p.order = geom, order
+        p.out, p.out_cl, p.argmax, p.argmax_cl = out, out_cl, argmax, argmax_cl
+        status = _run_plan(&p, rule.N, offsets, n_threads,
+                           <floating>(-FLT_MAX if rule.rmode == RMODE_NONE else -INFINITY))
+    free(geom)
+    free(order)
+    free(offsets)
+    return status
+
+
+def forward(data, rois, double scale_t, double scale_d, bint torchvision, int rmode,
             Py_ssize_t PH, Py_ssize_t PW, cnp.ndarray out not None, bint out_cl,
-            cnp.ndarray argmax, bint am_cl, int n_threads):
-    """Pool; returns OK (-1), NO_MEMORY (-2) or a bad row as r * 8 + code.
+            cnp.ndarray argmax, bint argmax_cl, int n_threads):
+    """Pool; returns Status.OK, Status.NO_MEMORY or a bad row as
+    r * ROW_CODES + RowError.
 
     data: float32/float64 [N, C, H, W], any strides; rois C-contiguous in
     data's dtype; out/argmax: [R, C, PH, PW] whose memory is C-contiguous
-    [R, C, PH, PW] or, with out_cl/am_cl, [R, PH, PW, C]; argmax may be None.
+    [R, C, PH, PW] or, with out_cl/argmax_cl, [R, PH, PW, C]; argmax may be None.
     """
+    cdef RoiRule rule
+    rule.scale_t, rule.scale_d, rule.torchvision, rule.rmode = scale_t, scale_d, torchvision, rmode
+    rule.PH, rule.PW = PH, PW
     if cnp.PyArray_SIZE(out) == 0:  # nothing to write; the ROI scan still runs
         out = argmax = None
     if data.dtype.itemsize == 4:
-        return _forward_call(<float>0, data, rois, scale_t, scale_d, tv, rmode, PH, PW,
-                             out, out_cl, argmax, am_cl, n_threads)
-    return _forward_call(<double>0, data, rois, scale_t, scale_d, tv, rmode, PH, PW,
-                         out, out_cl, argmax, am_cl, n_threads)
+        return _forward_call(<float>0, data, rois, &rule, out, out_cl, argmax, argmax_cl,
+                             n_threads)
+    return _forward_call(<double>0, data, rois, &rule, out, out_cl, argmax, argmax_cl,
+                         n_threads)
 
 
-cdef Py_ssize_t _forward_call(floating kind, data, rois, double scale_t, double scale_d,
-                              bint tv, int rmode, Py_ssize_t PH, Py_ssize_t PW,
-                              cnp.ndarray out, bint out_cl, cnp.ndarray argmax, bint am_cl,
+cdef Py_ssize_t _forward_call(floating kind, data, rois, RoiRule *rule, cnp.ndarray out,
+                              bint out_cl, cnp.ndarray argmax, bint argmax_cl,
                               int n_threads):
     """Typed views for _forward[floating] (`kind` only selects the type)."""
     cdef const floating[:, :, :, :] d = data
@@ -430,18 +518,20 @@ cdef Py_ssize_t _forward_call(floating kind, data, rois, double scale_t, double 
     # out and argmax are contiguous blocks (checked or allocated so by the
     # Python layer): their data pointers are all the kernel needs, and taking
     # them costs far less than a typed view, which matters on small calls.
-    cdef floating *o_ptr = NULL if out is None else <floating *>cnp.PyArray_DATA(out)
-    cdef int32_t *am_ptr = NULL if argmax is None else <int32_t *>cnp.PyArray_DATA(argmax)
+    cdef char *out_ptr = NULL if out is None else <char *>cnp.PyArray_DATA(out)
+    cdef char *argmax_ptr = NULL if argmax is None else <char *>cnp.PyArray_DATA(argmax)
     cdef Py_ssize_t status
+    rule.N, rule.H, rule.W = d.shape[0], d.shape[2], d.shape[3]
     with nogil:
-        status = _forward(d, r, scale_t, scale_d, tv, rmode, PH, PW, o_ptr, out_cl,
-                          am_ptr, am_cl, n_threads)
+        status = _forward(d, r, rule, out_ptr, out_cl, argmax_ptr, argmax_cl, n_threads)
     return status
 
 
+# ---- backward ----------------------------------------------------------------
+
 cdef inline bint _scatter(floating *plane, const floating *go, const int32_t *am,
                           const floating *go_next, const int32_t *am_next,
-                          Py_ssize_t nc, Py_ssize_t PHPW, Py_ssize_t HW,
+                          Py_ssize_t nc, Py_ssize_t roi_bins, Py_ssize_t HW,
                           int rmode) noexcept nogil:
     """Add one ROI's grad_out chunk (nc channels) into the planes at argmax;
     True when an argmax value lies outside [-1, H*W) (it is skipped). The
@@ -455,18 +545,18 @@ cdef inline bint _scatter(floating *plane, const floating *go, const int32_t *am
         # 64-byte line at a time, while this one is added.
         if go_next != NULL:
             k = 0
-            while k < PHPW:
-                roipool_prefetch(go_next + c * PHPW + k)
+            while k < roi_bins:
+                roipool_prefetch(go_next + c * roi_bins + k)
                 k += 64 // sizeof(floating)
             k = 0
-            while k < PHPW:
-                roipool_prefetch(am_next + c * PHPW + k)
+            while k < roi_bins:
+                roipool_prefetch(am_next + c * roi_bins + k)
                 k += 16
-        for k in range(PHPW):
-            a = am[c * PHPW + k]
+        for k in range(roi_bins):
+            a = am[c * roi_bins + k]
             if <size_t>a < <size_t>HW:  # 0 <= a < H*W
                 # float16/bfloat16: every add is rounded, as in half_t
-                plane[c * HW + a] = _rt(plane[c * HW + a] + go[c * PHPW + k], rmode)
+                plane[c * HW + a] = _as_storage(plane[c * HW + a] + go[c * roi_bins + k], rmode)
             elif a != -1:
                 bad = True
     return bad
@@ -478,8 +568,9 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
                           Py_ssize_t H, Py_ssize_t W, floating[:, :, :, ::1] grad,
                           int rmode, int n_threads) noexcept nogil:
     cdef Py_ssize_t R = grad_out.shape[0], C = grad_out.shape[1]
-    cdef Py_ssize_t PHPW = grad_out.shape[2] * grad_out.shape[3], HW = H * W
-    cdef Py_ssize_t status, t, n, c0, nc, i, r, nt, B, nblocks
+    cdef Py_ssize_t roi_bins = grad_out.shape[2] * grad_out.shape[3], HW = H * W
+    cdef Py_ssize_t status, t, n, c0, nc, i, r, n_workers, B, n_blocks
+    cdef RoiRule batch_only  # PH = PW = 0: geometry rows hold just b
     cdef unsigned char *bad = NULL
     cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
@@ -492,9 +583,10 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     if geom == NULL or order == NULL or offsets == NULL:
         status = NO_MEMORY
     else:
-        # batch indices only (PH = PW = 0: geometry rows hold just b)
-        status = _prepare(rois, 1.0, 1.0, False, RMODE_NONE, SCAN_BATCH, N, H, W, 0, 0,
-                          geom, order, offsets)
+        batch_only.scale_t = batch_only.scale_d = 1.0
+        batch_only.torchvision, batch_only.rmode = False, RMODE_NONE
+        batch_only.N, batch_only.H, batch_only.W, batch_only.PH, batch_only.PW = N, H, W, 0, 0
+        status = _prepare(rois, &batch_only, SCAN_BATCH, geom, order, offsets)
     if status != OK or N * C * HW == 0:
         free(geom); free(order); free(offsets)
         return status
@@ -506,17 +598,17 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     # of work: ROIs cannot be split without atomics).
     while B > 1 and N * ((C + B - 1) // B) < 2 * n_threads:
         B = (B + 1) // 2
-    nblocks = (C + B - 1) // B
-    nt = max(1, min(<Py_ssize_t>n_threads, N * nblocks))
+    n_blocks = (C + B - 1) // B
+    n_workers = max(1, min(<Py_ssize_t>n_threads, N * n_blocks))
     # argmax is range-checked here, as it is read, instead of in a separate
     # pass over it (it is as large as grad_out): one flag per task, no race.
-    bad = <unsigned char *>calloc(N * nblocks, 1)
+    bad = <unsigned char *>calloc(N * n_blocks, 1)
     if bad == NULL:
         free(geom); free(order); free(offsets)
         return NO_MEMORY
-    for t in prange(N * nblocks, nogil=True, schedule='dynamic', num_threads=nt):
-        n = t // nblocks
-        c0 = (t % nblocks) * B
+    for t in prange(N * n_blocks, nogil=True, schedule='dynamic', num_threads=n_workers):
+        n = t // n_blocks
+        c0 = (t % n_blocks) * B
         nc = min(B, C - c0)
         plane = &grad[n, c0, 0, 0]
         memset(plane, 0, nc * HW * sizeof(floating))
@@ -532,11 +624,11 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
             # A constant rmode lets the compiler drop the rounding branches
             # from the inlined loop in the common case (~15% faster).
             if rmode == RMODE_NONE:
-                bad[t] |= _scatter(plane, go, am, go_next, am_next, nc, PHPW, HW, RMODE_NONE)
+                bad[t] |= _scatter(plane, go, am, go_next, am_next, nc, roi_bins, HW, RMODE_NONE)
             else:
-                bad[t] |= _scatter(plane, go, am, go_next, am_next, nc, PHPW, HW, rmode)
+                bad[t] |= _scatter(plane, go, am, go_next, am_next, nc, roi_bins, HW, rmode)
     status = OK
-    for t in range(N * nblocks):
+    for t in range(N * n_blocks):
         if bad[t]:
             status = BAD_ARGMAX
             break
@@ -570,17 +662,18 @@ cdef Py_ssize_t _backward_call(floating kind, grad_out, rois, argmax, Py_ssize_t
 
 def int32_range(const int32_t[::1] a, int n_threads):
     """(min, max) of a non-empty int32 array, in parallel."""
-    cdef Py_ssize_t n = a.shape[0], nt = max(1, min(<Py_ssize_t>n_threads, n // 65536 + 1))
+    cdef Py_ssize_t n = a.shape[0]
+    cdef Py_ssize_t n_parts = max(1, min(<Py_ssize_t>n_threads, n // 65536 + 1))
     cdef Py_ssize_t t, i, lo, hi
     cdef int32_t mn[256]
     cdef int32_t mx[256]
     cdef int32_t vmin, vmax, v
-    nt = min(nt, 256)
+    n_parts = min(n_parts, 256)
     if n == 0:
         return 0, 0
-    for t in prange(nt, nogil=True, schedule='static', num_threads=nt):
-        lo = n * t // nt
-        hi = n * (t + 1) // nt
+    for t in prange(n_parts, nogil=True, schedule='static', num_threads=n_parts):
+        lo = n * t // n_parts
+        hi = n * (t + 1) // n_parts
         vmin = a[lo]
         vmax = a[lo]
         for i in range(lo, hi):
@@ -590,17 +683,18 @@ def int32_range(const int32_t[::1] a, int n_threads):
         mn[t] = vmin
         mx[t] = vmax
     vmin, vmax = mn[0], mx[0]
-    for t in range(1, nt):
+    for t in range(1, n_parts):
         vmin = min(vmin, mn[t])
         vmax = max(vmax, mx[t])
     return vmin, vmax
 
 
 def bin_bounds(rois, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, double scale_t,
-               double scale_d, bint tv, int rmode, Py_ssize_t PH, Py_ssize_t PW, geom):
+               double scale_d, bint torchvision, int rmode, Py_ssize_t PH, Py_ssize_t PW,
+               geom):
     """The kernel's own ROI geometry into geom [R, 1 + 2 PH + 2 PW] (intp):
     batch index, hstart, hend, wstart, wend. For benchmarks (visit counts)
-    and diagnostics; returns OK or a bad row code like forward()."""
+    and diagnostics; returns Status.OK or a bad row code like forward()."""
     cdef Py_ssize_t[:, ::1] g = geom
     cdef Py_ssize_t R = g.shape[0], status
     cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
@@ -608,16 +702,17 @@ def bin_bounds(rois, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, double scale_t,
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
     cdef Py_ssize_t *gp = &g[0, 0] if R else NULL
+    cdef RoiRule rule
+    rule.scale_t, rule.scale_d, rule.torchvision, rule.rmode = scale_t, scale_d, torchvision, rmode
+    rule.N, rule.H, rule.W, rule.PH, rule.PW = N, H, W, PH, PW
     if order == NULL or offsets == NULL:
         status = NO_MEMORY
     elif rois.dtype.itemsize == 4:
         r32 = rois
-        status = _prepare(r32, scale_t, scale_d, tv, rmode, SCAN_GEOMETRY, N, H, W, PH, PW,
-                          gp, order, offsets)
+        status = _prepare(r32, &rule, SCAN_GEOMETRY, gp, order, offsets)
     else:
         r64 = rois
-        status = _prepare(r64, scale_t, scale_d, tv, rmode, SCAN_GEOMETRY, N, H, W, PH, PW,
-                          gp, order, offsets)
+        status = _prepare(r64, &rule, SCAN_GEOMETRY, gp, order, offsets)
     free(order)
     free(offsets)
     return status

@@ -1,31 +1,28 @@
-"""The thin Python layer: argument checks, dtype conversion, buffers.
-
-Every check that SEMANTICS.md asks for happens here, before any output is
+"""Argument checks of the public operators: every check the contract asks
+for (docs/semantics.md, "Bad input") happens here, before any output is
 written; the compiled kernels assume the arrays they get are well formed.
+
 The one value scan that is cheaper in compiled code (every ROI row) runs in
-the kernel module's prepare step and comes back as a row number and a code,
-which `raise_bad_row` turns into the exception.
+the kernel's prepare step and comes back as a status, which
+roipool._status.raise_bad_status turns into the exception. Conversion,
+alignment and allocation live in roipool._arrays.
 """
 import math
 import os
 
 import numpy as np
 
-from roipool import _outcache, _roi_pool
+from roipool import _roi_pool
+from roipool._arrays import aligned, as_array, has_channels_last_memory, to_compute
+from roipool._roi_pool import Rounding
 
 FLOAT32 = np.dtype(np.float32)
 FLOAT64 = np.dtype(np.float64)
-FLOAT16 = np.dtype(np.float16)
 INT32 = np.dtype(np.int32)
 # Values at or above this round to +inf in float32 (2**128 - 2**103).
 _F32_OVERFLOW = 3.4028235677973366e38
 _INT32_MAX = 2**31 - 1
 _COMPAT = ("mxnet", "torchvision")
-
-# Rounding modes shared with the kernel (_roi_pool.pyx).
-RMODE_NONE, RMODE_HALF, RMODE_BF16 = 0, 1, 2
-BAD_ARGMAX = -3  # kernel status: an argmax value outside [-1, H*W)
-
 
 def _bfloat16():
     """ml_dtypes.bfloat16 if ml_dtypes is already imported, else None.
@@ -38,33 +35,18 @@ def _bfloat16():
     return None if mod is None else np.dtype(mod.bfloat16)
 
 
-def as_array(x, name):
-    """Anything NumPy accepts, without a copy when the layout allows."""
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "__dlpack__") and not hasattr(x, "__array_interface__"):
-        try:
-            return np.from_dlpack(x)
-        except (TypeError, RuntimeError, BufferError, ValueError):
-            pass  # e.g. a non-CPU device; let asarray explain
-    try:
-        return np.asarray(x)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like, got {type(x).__name__}: {exc}") from None
-
-
 def float_kind(arr, name):
     """(compute dtype, rounding mode) for a floating array; TypeError otherwise."""
     dt = arr.dtype
     if dt == FLOAT32 or dt == FLOAT64:
-        return dt, RMODE_NONE
+        return dt, Rounding.RMODE_NONE
     if dt.kind == "f" and dt.itemsize in (4, 8):  # non-native byte order
-        return dt.newbyteorder("="), RMODE_NONE
+        return dt.newbyteorder("="), Rounding.RMODE_NONE
     if dt.kind == "f" and dt.itemsize == 2:
-        return FLOAT32, RMODE_HALF
+        return FLOAT32, Rounding.RMODE_HALF
     bf16 = _bfloat16()
     if bf16 is not None and dt == bf16:
-        return FLOAT32, RMODE_BF16
+        return FLOAT32, Rounding.RMODE_BF16
     raise TypeError(
         f"{name} must be a floating-point array (float32, float64, float16 or "
         f"bfloat16), got dtype {dt}"
@@ -84,35 +66,6 @@ def check_data(data):
     return data, compute, rmode
 
 
-def storage_dtype(arr, rmode):
-    """The dtype results are returned in: the caller's (native order)."""
-    dt = arr.dtype
-    return dt if rmode != RMODE_NONE or dt.isnative else dt.newbyteorder("=")
-
-
-def to_compute(arr, compute, rmode, storage, contiguous=True):
-    """Convert to the compute dtype through the storage type (SEMANTICS:
-    values are first converted to T, then computed on), copying at most once
-    per conversion; the kernel reads any strides, so only buffers that must
-    be contiguous are made so."""
-    # A value beyond T's range becomes inf, as the rule says (a ROI row holding
-    # it is then reported); no RuntimeWarning, which -W error would turn into
-    # an exception other than the one documented.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if rmode != RMODE_NONE:
-            arr = arr.astype(storage, copy=False)
-        if contiguous:
-            return np.ascontiguousarray(arr, dtype=compute)
-        return arr.astype(compute, copy=False)
-
-
-def aligned(arr):
-    """arr, or an aligned copy (same layout) when NumPy says it is not aligned:
-    an offset pointer, or strides that are not multiples of the item size. The
-    kernels index with strides // itemsize and may use aligned SIMD loads."""
-    return arr if arr.flags.aligned else np.array(arr, copy=True, order="K")
-
-
 def check_rois(rois, compute, rmode, storage, R=None):
     rois = as_array(rois, "rois")
     if rois.dtype.kind not in "iuf" and rois.dtype != _bfloat16():
@@ -123,7 +76,7 @@ def check_rois(rois, compute, rmode, storage, R=None):
         )
     if R is not None and rois.shape[0] != R:
         raise ValueError(f"rois has {rois.shape[0]} rows but grad_out has {R} ROIs")
-    if rois.dtype == compute and rmode == RMODE_NONE:
+    if rois.dtype == compute and rmode == Rounding.RMODE_NONE:
         flags = rois.flags
         if flags.c_contiguous and flags.aligned:
             return rois
@@ -165,12 +118,14 @@ _scale_cache = {}
 
 
 def check_scale(spatial_scale, compat, storage, rmode):
-    """(scale in T as a float, scale as given) per SEMANTICS: MXNet keeps the
-    parameter as a C float, then converts it to T."""
+    """(scale in T as a float, scale as given): MXNet keeps the parameter as a
+    C float, then converts it to T (docs/semantics.md, "The rule")."""
     # the result depends on the storage dtype only in reduced precision
     key = None
     if type(spatial_scale) is float:
-        key = (spatial_scale, compat) if rmode == RMODE_NONE else (spatial_scale, compat, storage)
+        key = (spatial_scale, compat)
+        if rmode != Rounding.RMODE_NONE:
+            key += (storage,)
     hit = _scale_cache.get(key) if key is not None else None
     if hit is not None:
         return hit
@@ -196,7 +151,7 @@ def _check_scale(spatial_scale, compat, storage, rmode):
     if s >= _F32_OVERFLOW:
         raise ValueError(f"spatial_scale={s!r} overflows float32, which MXNet stores it in")
     st = np.float32(s)
-    if rmode != RMODE_NONE:
+    if rmode != Rounding.RMODE_NONE:
         with np.errstate(over="ignore"):  # above 65504 it is inf in float16: rows then fail
             st = st.astype(storage)
     return float(st), s
@@ -206,25 +161,6 @@ def check_compat(compat):
     if compat not in _COMPAT:
         raise ValueError(f"compat must be one of {_COMPAT}, got {compat!r}")
     return compat == "torchvision"
-
-
-def channels_last(arr):
-    """True when an [*, C, *, *] array has C-contiguous [*, *, *, C] memory
-    (and is not also plain C-contiguous, as when C == 1)."""
-    return not arr.flags.c_contiguous and arr.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
-def is_channels_last_input(data):
-    """Channels adjacent in memory: read in place, and the output follows."""
-    return data.shape[1] > 1 and data.strides[1] == data.itemsize and not data.flags.c_contiguous
-
-
-def alloc_out(shape, dtype, name, cl):
-    """An [R, C, PH, PW] array, channel-major or channels-last in memory."""
-    if not cl:
-        return alloc(shape, dtype, name)
-    R, C, PH, PW = shape
-    return alloc((R, PH, PW, C), dtype, name).transpose(0, 3, 1, 2)
 
 
 def check_buffer(buf, name, shape, dtype, avoid):
@@ -237,7 +173,7 @@ def check_buffer(buf, name, shape, dtype, avoid):
         raise ValueError(f"{name} has shape {buf.shape}, expected {tuple(shape)}")
     if buf.dtype != dtype:
         raise ValueError(f"{name} has dtype {buf.dtype}, expected {dtype}")
-    cl = len(shape) == 4 and channels_last(buf)
+    cl = len(shape) == 4 and has_channels_last_memory(buf)
     if not (buf.flags.c_contiguous or cl):
         raise ValueError(f"{name} must be C-contiguous (or channels-last contiguous)")
     if not buf.flags.writeable:
@@ -246,53 +182,6 @@ def check_buffer(buf, name, shape, dtype, avoid):
         if isinstance(other, np.ndarray) and np.may_share_memory(buf, other):
             raise ValueError(f"{name} overlaps {other_name}")
     return cl
-
-
-def alloc(shape, dtype, name):
-    """An uninitialised array (recycled memory when large, see _outcache),
-    with the size in the error when it cannot be allocated."""
-    try:
-        return _outcache.empty(shape, dtype)
-    except (MemoryError, ValueError):
-        itemsize = np.dtype(dtype).itemsize
-        # NumPy refuses shapes whose non-zero dimensions overflow, even when
-        # another dimension is 0; report that product.
-        span = math.prod(d for d in shape if d) * itemsize
-        if span >= 2**63:
-            raise MemoryError(
-                f"{name} of shape {tuple(shape)} is not representable: its dimensions "
-                f"span {span} bytes, more than 64-bit sizes hold"
-            ) from None
-        raise MemoryError(
-            f"cannot allocate {name} of shape {tuple(shape)}: {span} bytes "
-            f"({span / 2**30:.1f} GiB)"
-        ) from None
-
-
-_ROW_ERRORS = {
-    1: "batch index {v} is not finite",
-    2: "batch index {v} is outside [0, {N}) (its integer part is used)",
-    3: "coordinate {v} is not finite",
-    4: "coordinate {v} times spatial_scale does not fit a C int (|x * scale| >= 2**31)",
-    5: "ROI size or pooled_size is not representable in {dtype}",
-}
-
-
-def raise_bad_status(status, rois, N, dtype):
-    """Turn a kernel status into the exception SEMANTICS asks for."""
-    if status == -2:
-        raise MemoryError("roipool: out of memory for the ROI geometry or scratch buffers")
-    row, code = divmod(int(status), 8)
-    vals = rois[row]
-    coords = vals[1:]
-    if code in (1, 2):
-        v = vals[0]
-    elif code == 3:
-        v = coords[~np.isfinite(coords)][0]
-    else:
-        v = coords.tolist()
-    msg = _ROW_ERRORS[code].format(v=v, N=N, dtype=dtype)
-    raise ValueError(f"rois row {row}: {msg} (row = {vals.tolist()})")
 
 
 def _usable_cpus():
@@ -361,41 +250,6 @@ def check_data_shape(data_shape, C):
     if shape[1] != C:
         raise ValueError(f"data_shape has C={shape[1]} but grad_out has C={C}")
     if shape[2] * shape[3] > _INT32_MAX + 1:
-        raise ValueError(f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
+        raise ValueError(
+            f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
     return shape
-
-
-# The kernels keep per-image tables (O(N) memory and time) to group ROIs by
-# image. A batch dimension far larger than the ROI count can only come from a
-# zero-stride (broadcast) view or from empty images; there, the images the
-# ROIs use are renumbered 0..n-1 first, so work and memory follow R, not N
-# (and N near 2**61 cannot overflow the tables' byte counts).
-_COMPACT_MIN_N = 2**16
-
-
-def compact_batch(data_shape, batch_stride, rois_c):
-    """(n, rois) to give the kernel instead of (N, rois_c), or None.
-
-    Only for a batch whose images are all alike or empty (stride 0, or
-    C * H * W == 0), so that images 0..n-1 stand for the ones used. Rows keep
-    their validity: a valid batch index becomes its rank among the used
-    images (an exact integer in the compute dtype), an invalid one (NaN, inf,
-    trunc() outside [0, N)) is left as it is, and stays invalid for n <= N;
-    the caller reports bad rows from rois_c and N. rois_c is never modified.
-    """
-    if data_shape[0] <= _COMPACT_MIN_N:  # every real batch: nothing to do
-        return None
-    N, C, H, W = data_shape
-    R = rois_c.shape[0]
-    if N <= 4 * R or R >= 2**24:
-        return None
-    if not (batch_stride == 0 or C * H * W == 0):
-        return None
-    b = rois_c[:, 0].astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        t = np.trunc(b)
-        ok = np.isfinite(b) & (t >= 0) & (t < N)
-    used, rank = np.unique(t[ok], return_inverse=True)
-    rois_k = rois_c.copy()
-    rois_k[ok, 0] = rank.reshape(-1)
-    return max(len(used), 1), rois_k

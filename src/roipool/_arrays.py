@@ -1,0 +1,141 @@
+"""Arrays for the kernels: input conversion to the compute dtype, alignment,
+memory-format queries, output allocation and batch compaction. The checks
+that decide whether an argument is acceptable live in roipool._validate."""
+import math
+
+import numpy as np
+
+from roipool import _outcache
+from roipool._roi_pool import Rounding
+
+
+def as_array(x, name):
+    """Anything NumPy accepts, without a copy when the layout allows."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__dlpack__") and not hasattr(x, "__array_interface__"):
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, RuntimeError, BufferError, ValueError):
+            pass  # e.g. a non-CPU device; let asarray explain
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like, got {type(x).__name__}: {exc}") from None
+
+
+def storage_dtype(arr, rmode):
+    """The dtype results are returned in: the caller's (native order)."""
+    dt = arr.dtype
+    return dt if rmode != Rounding.RMODE_NONE or dt.isnative else dt.newbyteorder("=")
+
+
+def to_compute(arr, compute, rmode, storage, contiguous=True):
+    """Convert to the compute dtype through the storage type (values are first
+    converted to T, then computed on: docs/semantics.md, "The rule" and
+    "Reduced precision"), copying at most once
+    per conversion; the kernel reads any strides, so only buffers that must
+    be contiguous are made so."""
+    # A value beyond T's range becomes inf, as the rule says (a ROI row holding
+    # it is then reported); no RuntimeWarning, which -W error would turn into
+    # an exception other than the one documented.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if rmode != Rounding.RMODE_NONE:
+            arr = arr.astype(storage, copy=False)
+        if contiguous:
+            return np.ascontiguousarray(arr, dtype=compute)
+        return arr.astype(compute, copy=False)
+
+
+def aligned(arr):
+    """arr, or an aligned copy (same layout) when NumPy says it is not aligned:
+    an offset pointer, or strides that are not multiples of the item size. The
+    kernels index with strides // itemsize and may use aligned SIMD loads."""
+    return arr if arr.flags.aligned else np.array(arr, copy=True, order="K")
+
+
+def has_channels_last_memory(arr):
+    """True when an [*, C, *, *] array has C-contiguous [*, *, *, C] memory
+    (and is not also plain C-contiguous, as when C == 1)."""
+    return not arr.flags.c_contiguous and arr.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def is_channels_last_input(data):
+    """Channels adjacent in memory: read in place, and the output follows."""
+    return data.shape[1] > 1 and data.strides[1] == data.itemsize and not data.flags.c_contiguous
+
+
+def new_output(shape, dtype, name, channels_last=False):
+    """A new [R, C, PH, PW] (or any-shape, channel-major) array for a kernel to
+    fill, channels-last in memory when asked. Every output buffer roipool
+    allocates comes from here. A size that cannot be allocated raises
+    MemoryError naming `name` and the size."""
+    if channels_last:
+        R, C, PH, PW = shape
+        return _empty((R, PH, PW, C), dtype, name).transpose(0, 3, 1, 2)
+    return _empty(shape, dtype, name)
+
+
+def in_storage_dtype(result, storage, channels_last=False):
+    """A kernel result (compute dtype) as a new output of the storage dtype:
+    exact, every float16/bfloat16 result came from data or is 0 or -inf."""
+    out = new_output(result.shape, storage, "out", channels_last)
+    out[...] = result
+    return out
+
+
+def _empty(shape, dtype, name):
+    """An uninitialised array (recycled memory when large, see _outcache),
+    with the size in the error when it cannot be allocated."""
+    try:
+        return _outcache.empty(shape, dtype)
+    except (MemoryError, ValueError):
+        itemsize = np.dtype(dtype).itemsize
+        # NumPy refuses shapes whose non-zero dimensions overflow, even when
+        # another dimension is 0; report that product.
+        span = math.prod(d for d in shape if d) * itemsize
+        if span >= 2**63:
+            raise MemoryError(
+                f"{name} of shape {tuple(shape)} is not representable: its dimensions "
+                f"span {span} bytes, more than 64-bit sizes hold"
+            ) from None
+        raise MemoryError(
+            f"cannot allocate {name} of shape {tuple(shape)}: {span} bytes "
+            f"({span / 2**30:.1f} GiB)"
+        ) from None
+
+
+# The kernels keep per-image tables (O(N) memory and time) to group ROIs by
+# image. A batch dimension far larger than the ROI count can only come from a
+# zero-stride (broadcast) view or from empty images; there, the images the
+# ROIs use are renumbered 0..n-1 first, so work and memory follow R, not N
+# (and N near 2**61 cannot overflow the tables' byte counts).
+_COMPACT_MIN_N = 2**16
+
+
+def compact_batch(data_shape, batch_stride, rois_c):
+    """(n, rois) to give the kernel instead of (N, rois_c), or None.
+
+    Only for a batch whose images are all alike or empty (stride 0, or
+    C * H * W == 0), so that images 0..n-1 stand for the ones used. Rows keep
+    their validity: a valid batch index becomes its rank among the used
+    images (an exact integer in the compute dtype), an invalid one (NaN, inf,
+    trunc() outside [0, N)) is left as it is, and stays invalid for n <= N;
+    the caller reports bad rows from rois_c and N. rois_c is never modified.
+    """
+    if data_shape[0] <= _COMPACT_MIN_N:  # every real batch: nothing to do
+        return None
+    N, C, H, W = data_shape
+    R = rois_c.shape[0]
+    if N <= 4 * R or R >= 2**24:
+        return None
+    if not (batch_stride == 0 or C * H * W == 0):
+        return None
+    b = rois_c[:, 0].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        t = np.trunc(b)
+        ok = np.isfinite(b) & (t >= 0) & (t < N)
+    used, rank = np.unique(t[ok], return_inverse=True)
+    rois_k = rois_c.copy()
+    rois_k[ok, 0] = rank.reshape(-1)
+    return max(len(used), 1), rois_k

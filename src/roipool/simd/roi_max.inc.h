@@ -1,0 +1,185 @@
+/* The ROI max kernel, written once as plain C.
+ *
+ * kernels.h includes this file once per (instruction set, element type),
+ * after defining
+ *   ROIPOOL_ISA       base, avx2 or avx512: selects the operation table
+ *                     roipool_<isa>_<type>_<op> of ops_<isa>.h
+ *   ROIPOOL_TYPE      f32 or f64 (value type roipool_<type>_t, argmax lanes
+ *                     of the same width, roipool_<type>_idx_t)
+ *   ROIPOOL_ISA_ATTR  the functions' target attribute (empty for base)
+ *   ROIPOOL_VECTORS   1 when the ISA has an operation table (0: scalar only)
+ *   ROIPOOL_NARROWER  optional: the ISA whose bin max takes the channels left
+ *                     when fewer than one vector remain (else a scalar loop)
+ * and defines roipool_bin_max_<type>_<isa> and roipool_roi_max_<type>_<isa>.
+ *
+ * The operations of a table, on vectors of `lanes` channels:
+ *   vt, it, mt, kt   types: values, argmax lanes, compare mask, index counter
+ *   load, store      unaligned value load/store; istore: argmax lanes
+ *   set1, kset1      broadcast a value / an index; kinc: index + 1
+ *   kcast            counter -> argmax lanes
+ *   gt(a, b)         a > b, ordered (false when either is NaN)
+ *   max(v, b)        exactly "v > b ? v : b"
+ *   sel(i, k, m)     m ? k : i per lane
+ *
+ * Every path computes the same max with the same strict ">": the first
+ * maximum in row-major order wins and NaN never wins, so all paths give
+ * bit-identical results.
+ */
+#define RP_T ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), _t)
+#define RP_IDX ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), _idx_t)
+#define RP_SUFFIX ROIPOOL_CAT(ROIPOOL_CAT(_, ROIPOOL_TYPE), ROIPOOL_CAT(_, ROIPOOL_ISA))
+#define RP_FN(name) ROIPOOL_CAT(roipool_##name, RP_SUFFIX)
+#define RP_OPS ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_ISA), ROIPOOL_CAT(_, ROIPOOL_TYPE))
+#define RP_V(op) ROIPOOL_CAT(RP_OPS, _##op)
+
+#if ROIPOOL_VECTORS
+/* One step of a running max over one vector of channels. */
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(step)(RP_V(vt) v, RP_V(it) k,
+                                                               RP_V(vt) *best, RP_V(it) *arg)
+{
+    const RP_V(mt) m = RP_V(gt)(v, *best);
+    *best = RP_V(max)(v, *best);
+    *arg = RP_V(sel)(*arg, k, m);
+}
+
+/* Values to best[c:]; argmax lanes to idx_out[c:] when they are int32, to
+ * the value-width scratch idx[c:] otherwise (narrowed by the caller). */
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(it) i,
+                                                               ptrdiff_t c, RP_T *best,
+                                                               int32_t *idx_out, RP_IDX *idx)
+{
+    RP_V(store)(best + c, b);
+    if (sizeof(RP_IDX) == sizeof(int32_t))
+        RP_V(istore)(idx_out + c, i);
+    else
+        RP_V(istore)(idx + c, i);
+}
+#endif
+
+/* One bin: the max over rows [hs, he) x cols [ws, we) of channels
+ * [c, channels), written to best[c:] and idx_out[c:] (argmax h * W + w, -1
+ * when no value beats init). init is -FLT_MAX, or -inf for the
+ * reduced-precision types (docs/semantics.md, "The rule"). idx: scratch of
+ * the value width, one lane per channel. The block comes by value: its
+ * fields stay in registers across the stores to best and idx_out. */
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
+    const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
+    ptrdiff_t we, RP_T init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
+    RP_IDX *ROIPOOL_RESTRICT idx)
+{
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride;
+    const ptrdiff_t W = blk.W, nc = blk.channels;
+    ptrdiff_t h, w;
+#if ROIPOOL_VECTORS
+    enum { L = RP_V(lanes) };
+    const ptrdiff_t c_first = c;
+    const RP_V(vt) vinit = RP_V(set1)(init);
+    const RP_V(it) vnone = RP_V(kcast)(RP_V(kset1)(-1));
+    ptrdiff_t j;
+    /* Four vectors of channels at a time stay in registers for the whole
+     * bin, then two (two chains beat one), then one at a time. */
+    for (; c + 4 * L <= nc; c += 4 * L) {
+        RP_V(vt) b0 = vinit, b1 = vinit, b2 = vinit, b3 = vinit;
+        RP_V(it) i0 = vnone, i1 = vnone, i2 = vnone, i3 = vnone;
+        for (h = hs; h < he; ++h) {
+            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
+            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
+                const RP_T *p = base + h * row_stride + w * col_stride + c;
+                const RP_V(it) k = RP_V(kcast)(kv);
+                RP_FN(step)(RP_V(load)(p), k, &b0, &i0);
+                RP_FN(step)(RP_V(load)(p + L), k, &b1, &i1);
+                RP_FN(step)(RP_V(load)(p + 2 * L), k, &b2, &i2);
+                RP_FN(step)(RP_V(load)(p + 3 * L), k, &b3, &i3);
+            }
+        }
+        RP_FN(save)(b0, i0, c, best, idx_out, idx);
+        RP_FN(save)(b1, i1, c + L, best, idx_out, idx);
+        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx);
+        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx);
+    }
+    if (c + 2 * L <= nc) {
+        RP_V(vt) b0 = vinit, b1 = vinit;
+        RP_V(it) i0 = vnone, i1 = vnone;
+        for (h = hs; h < he; ++h) {
+            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
+            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
+                const RP_T *p = base + h * row_stride + w * col_stride + c;
+                const RP_V(it) k = RP_V(kcast)(kv);
+                RP_FN(step)(RP_V(load)(p), k, &b0, &i0);
+                RP_FN(step)(RP_V(load)(p + L), k, &b1, &i1);
+            }
+        }
+        RP_FN(save)(b0, i0, c, best, idx_out, idx);
+        RP_FN(save)(b1, i1, c + L, best, idx_out, idx);
+        c += 2 * L;
+    }
+    for (; c + L <= nc; c += L) {
+        RP_V(vt) b0 = vinit;
+        RP_V(it) i0 = vnone;
+        for (h = hs; h < he; ++h) {
+            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
+            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
+                const RP_T *p = base + h * row_stride + w * col_stride + c;
+                RP_FN(step)(RP_V(load)(p), RP_V(kcast)(kv), &b0, &i0);
+            }
+        }
+        RP_FN(save)(b0, i0, c, best, idx_out, idx);
+    }
+    if (sizeof(RP_IDX) != sizeof(int32_t))
+        for (j = c_first; j < c; ++j) idx_out[j] = (int32_t)idx[j];
+#endif
+#ifdef ROIPOOL_NARROWER
+    /* fewer than one vector of channels left (a small C or block): the next
+     * narrower path, not scalar code */
+    if (c < nc)
+        ROIPOOL_CAT(ROIPOOL_CAT(roipool_bin_max_, ROIPOOL_TYPE), ROIPOOL_CAT(_, ROIPOOL_NARROWER))(
+            blk, c, hs, he, ws, we, init, best, idx_out, idx);
+#else
+    for (; c < nc; ++c) {
+        RP_T b = init;
+        RP_IDX i = -1;
+        for (h = hs; h < he; ++h)
+            for (w = ws; w < we; ++w) {
+                const RP_T v = base[h * row_stride + w * col_stride + c];
+                if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
+            }
+        best[c] = b;
+        idx_out[c] = (int32_t)i;
+    }
+    (void)idx;
+#endif
+}
+
+/* Bins [k0, k1) of one ROI: bounds holds its clipped hs[PH], he[PH],
+ * ws[PW], we[PW]; bin k goes to res[(k - k0) * channels ...] and ires
+ * likewise. One call per ROI instead of one indirect call per bin: most bins
+ * of a detector cover a few pixels, where the call cost more than the max. */
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
+    const roipool_block_t *blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
+    ptrdiff_t k0, ptrdiff_t k1, RP_T init, RP_T *ROIPOOL_RESTRICT res,
+    int32_t *ROIPOOL_RESTRICT ires, RP_IDX *ROIPOOL_RESTRICT idx)
+{
+    const roipool_block_t b = *blk;
+    const ptrdiff_t nc = b.channels;
+    ptrdiff_t k, j;
+    for (k = k0; k < k1; ++k) {
+        const ptrdiff_t ph = k / PW, pw = k - ph * PW;
+        const ptrdiff_t hs = bounds[ph], he = bounds[PH + ph];
+        const ptrdiff_t ws = bounds[2 * PH + pw], we = bounds[2 * PH + PW + pw];
+        RP_T *best = res + (k - k0) * nc;
+        int32_t *bin_idx = ires + (k - k0) * nc;
+        if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
+            for (j = 0; j < nc; ++j) { best[j] = 0; bin_idx[j] = -1; }
+        } else {
+            RP_FN(bin_max)(b, 0, hs, he, ws, we, init, best, bin_idx, idx);
+        }
+    }
+}
+
+#undef RP_T
+#undef RP_IDX
+#undef RP_SUFFIX
+#undef RP_FN
+#undef RP_V
+#undef RP_OPS

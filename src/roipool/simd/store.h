@@ -1,0 +1,115 @@
+/* Results from the channel-minor scratch to out/argmax: transposes into the
+ * channel-major [R, C, PH, PW] layout and streaming copies. */
+#ifndef ROIPOOL_SIMD_STORE_H
+#define ROIPOOL_SIMD_STORE_H
+
+#include "common.h"
+
+/* Copy nbins bins x nc channels of `size`-byte elements from src[k * nc + j]
+ * to dst[j * ld + k]: 4-byte ones (float values, int32 argmax) and 8-byte
+ * ones (float64). The constant size makes each memcpy one load and store. */
+static ROIPOOL_ALWAYS_INLINE void roipool_transpose_elems(const void *ROIPOOL_RESTRICT src,
+                                                          ptrdiff_t nc, ptrdiff_t nbins,
+                                                          ptrdiff_t ld,
+                                                          void *ROIPOOL_RESTRICT dst,
+                                                          size_t size)
+{
+    const char *s = (const char *)src;
+    char *d = (char *)dst;
+    ptrdiff_t j, k;
+    for (j = 0; j < nc; ++j)
+        for (k = 0; k < nbins; ++k) memcpy(d + (j * ld + k) * size, s + (k * nc + j) * size, size);
+}
+
+static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
+                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
+{
+    roipool_transpose_elems(src, nc, nbins, ld, dst, 4);
+}
+
+static void roipool_transpose64(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
+                                ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
+{
+    roipool_transpose_elems(src, nc, nbins, ld, dst, 8);
+}
+
+/* Copy n 4-byte elements; the AVX2 version uses non-temporal stores where
+ * the destination is 32-byte aligned: a large output is not read back soon,
+ * and streaming skips the read-for-ownership of every destination line. */
+static void roipool_stream32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t n,
+                                  void *ROIPOOL_RESTRICT dst)
+{
+    memcpy(dst, src, (size_t)n * 4);
+}
+
+#if ROIPOOL_X86_DISPATCH
+/* 8 x 8 tiles through AVX2 shuffles: the scalar copy costs one load and one
+ * store per element and was as slow as the max itself. */
+ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2(const void *ROIPOOL_RESTRICT src_,
+                                                         ptrdiff_t nc, ptrdiff_t nbins,
+                                                         ptrdiff_t ld,
+                                                         void *ROIPOOL_RESTRICT dst_)
+{
+    const float *src = (const float *)src_;
+    float *dst = (float *)dst_;
+    ptrdiff_t j, k, j_tail, k_tail;
+    for (j = 0; j + 8 <= nc; j += 8) {
+        for (k = 0; k + 8 <= nbins; k += 8) {
+            const float *s = src + k * nc + j;
+            __m256 r0 = _mm256_loadu_ps(s + 0 * nc), r1 = _mm256_loadu_ps(s + 1 * nc);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * nc), r3 = _mm256_loadu_ps(s + 3 * nc);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * nc), r5 = _mm256_loadu_ps(s + 5 * nc);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * nc), r7 = _mm256_loadu_ps(s + 7 * nc);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + j * ld + k;
+            _mm256_storeu_ps(d + 0 * ld, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + 1 * ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        /* bins past the last full tile of these 8 channels */
+        for (j_tail = j; j_tail < j + 8; ++j_tail)
+            for (k_tail = k; k_tail < nbins; ++k_tail)
+                dst[j_tail * ld + k_tail] = src[k_tail * nc + j_tail];
+    }
+    for (; j < nc; ++j)
+        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+}
+
+ROIPOOL_TARGET_AVX2 static void roipool_stream32_avx2(const void *ROIPOOL_RESTRICT src_,
+                                                      ptrdiff_t n, void *ROIPOOL_RESTRICT dst_)
+{
+    const int32_t *src = (const int32_t *)src_;
+    int32_t *dst = (int32_t *)dst_;
+    ptrdiff_t i = 0;
+    while (i < n && ((uintptr_t)(dst + i) & 31u)) { dst[i] = src[i]; ++i; }
+    if ((uintptr_t)(dst + i) & 3u) { /* not even 4-byte aligned: plain copy */
+        memcpy(dst + i, src + i, (size_t)(n - i) * 4);
+        return;
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+    for (; i < n; ++i) dst[i] = src[i];
+}
+#endif
+
+/* Orders streaming stores before the parallel region ends. */
+static inline void roipool_store_fence(void)
+{
+#if ROIPOOL_X86_DISPATCH
+    _mm_sfence();
+#endif
+}
+
+#endif /* ROIPOOL_SIMD_STORE_H */
