@@ -46,6 +46,12 @@ def pool_holds():
     return _outcache.stats()[1]
 
 
+def pool_blocks():
+    """(blocks tracked, blocks idle)."""
+    stats = _outcache.stats()
+    return stats[2], stats[4]
+
+
 def rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -56,12 +62,15 @@ def test_a_dropped_result_is_reused_bit_exact():
     ref = expected(args)
     first = roipool.roi_pooling(*args)
     assert first.nbytes >= _outcache.MIN_BYTES
+    tracked, idle = pool_blocks()
     np.testing.assert_array_equal(first, ref)
     addr = first.ctypes.data
     first.fill(SENTINEL)  # the next call must overwrite all of it
     del first
+    assert pool_blocks() == (tracked, idle + 1)  # its block turned idle
     second = roipool.roi_pooling(*args)
-    assert second.ctypes.data == addr
+    # the same block again (an address alone could be the OS's reuse of a mapping)
+    assert pool_blocks() == (tracked, idle) and second.ctypes.data == addr
     np.testing.assert_array_equal(second, ref)
 
 
@@ -134,6 +143,32 @@ def test_torch_tensor_from_result_is_never_reused():
     for o in others:
         np.testing.assert_array_equal(o, ref)
         assert not np.shares_memory(o, t.numpy()) and not np.shares_memory(o, tt.numpy())
+
+
+def test_torch_front_end_outputs_are_recycled():
+    # roipool.torch allocates through the same pool: a dropped tensor's block
+    # serves the next call (same memory), a held one never does.
+    if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
+        import torch
+    else:
+        torch = pytest.importorskip("torch")
+    import roipool.torch as rt
+
+    args = case(5)
+    ref = expected(args)
+    data, rois = torch.from_numpy(args[0]), torch.from_numpy(args[1])
+    with torch.inference_mode():  # no argmax: one output per call
+        first = rt.roi_pool(data, rois, args[2], args[3])
+        tracked, idle = pool_blocks()
+        addr = first.data_ptr()
+        del first
+        assert pool_blocks() == (tracked, idle + 1)  # the tensor's memory was a block
+        again = rt.roi_pool(data, rois, args[2], args[3])
+        assert pool_blocks() == (tracked, idle) and again.data_ptr() == addr
+        held = rt.roi_pool(data, rois, args[2], args[3])
+        assert held.data_ptr() != again.data_ptr()
+    np.testing.assert_array_equal(again.numpy(), ref)
+    np.testing.assert_array_equal(held.numpy(), ref)
 
 
 def test_empty_cache_releases_idle_blocks():

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from roipool import _roi_pool
+from roipool._arrays import new_output
 from roipool._ops import roi_pooling, roi_pooling_backward
 
 FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -116,14 +117,13 @@ def empty_pooled(input, rois, pooled_height, pooled_width, dtype, fmt):
 
 
 def numpy_pooled(input, rois, pooled_height, pooled_width, dtype, fmt):
-    """empty_pooled's tensor in memory NumPy allocates: for large arrays NumPy
-    asks for transparent huge pages, which makes the kernel's first write to
-    the output several times faster than to torch.empty's memory here."""
-    R, C = rois.shape[0], input.shape[1]
-    if fmt == torch.channels_last:
-        a = np.empty((R, pooled_height, pooled_width, C), _STORAGE[dtype]).transpose(0, 3, 1, 2)
-    else:
-        a = np.empty((R, C, pooled_height, pooled_width), _STORAGE[dtype])
+    """empty_pooled's tensor in memory roipool allocates (new_output, as the
+    NumPy call does): a large output is a recycled block of roipool's output
+    cache, or else NumPy memory on transparent huge pages; either makes the
+    kernel's writes several times faster than into torch.empty's fresh pages.
+    The tensor references the block, so it is never handed out while alive."""
+    shape = (rois.shape[0], input.shape[1], pooled_height, pooled_width)
+    a = new_output(shape, _STORAGE[dtype], "out", fmt == torch.channels_last)
     t = torch.from_numpy(a)
     return t.view(dtype) if dtype == torch.bfloat16 else t
 
