@@ -10,7 +10,6 @@ bit for bit with the plain-loop reference.
 CI's torch phase must run test_torch_tensor_from_result_is_never_reused
 (with ROIPOOL_REQUIRE_TORCH=1, as tests/test_torch.py).
 """
-import gc
 import os
 import sys
 import textwrap
@@ -22,7 +21,7 @@ import pytest
 import roipool
 from roipool import _outcache
 
-from helpers import run_python
+from helpers import SANITIZED, run_python
 from roipool._reference import backward as ref_backward, forward as ref_forward
 
 MIB = 1 << 20
@@ -172,20 +171,24 @@ def test_torch_front_end_outputs_are_recycled():
 
 
 def test_empty_cache_releases_idle_blocks():
-    args = case(5, R=90)  # 22.5 MiB
-    r = roipool.roi_pooling(*args)
-    r[...] = 1.0  # resident
-    held_busy = pool_holds()
-    assert held_busy >= r.nbytes
-    del r
-    gc.collect()
-    idle = _outcache.stats()[3]
-    assert idle >= 22 * MIB
-    before = rss_bytes()
-    roipool.empty_cache()
-    assert _outcache.stats()[3] == 0
-    assert pool_holds() <= held_busy - 22 * MIB
-    assert before - rss_bytes() >= 20 * MIB
+    # In a fresh process with malloc's mmap threshold fixed, so a freed block
+    # leaves RSS at once (in this process, glibc's threshold depends on what
+    # earlier tests freed); under ASan only the pool's own counts are checked.
+    run_script(f"""
+        CHECK_RSS = {not SANITIZED}
+        args = case(5, R=90)  # 22.5 MiB
+        r = roipool.roi_pooling(*args)
+        r[...] = 1.0  # resident
+        held_busy = _outcache.stats()[1]
+        assert held_busy >= r.nbytes
+        del r
+        assert _outcache.stats()[3] >= 22 << 20  # idle
+        before = rss_bytes()
+        roipool.empty_cache()
+        assert _outcache.stats()[3] == 0
+        assert _outcache.stats()[1] <= held_busy - (22 << 20)
+        assert not CHECK_RSS or before - rss_bytes() >= 20 << 20, before - rss_bytes()
+    """, env={"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
 
 
 def test_results_held_for_long_do_not_block_reuse():
@@ -272,8 +275,11 @@ def test_rss_after_1000_dropped_calls_stays_within_the_cap():
     # Four output sizes (5, 9, 17, 33 MiB of float32) cycle: together more
     # than the 40 MiB cap, so the pool must drop idle blocks to stay under it.
     # malloc's mmap threshold is fixed so freed blocks leave RSS at once and
-    # the RSS seen is the pool's, not glibc's free-list policy.
-    out = run_script("""
+    # the RSS seen is the pool's, not glibc's free-list policy. Under ASan
+    # (tools/asan.sh) freed memory sits in the sanitizer's quarantine, so RSS
+    # says nothing there and only the pool's own count is checked.
+    out = run_script(f"""
+        CHECK_RSS = {not SANITIZED}
         sizes = [case(k, R=R) for k, R in enumerate((20, 36, 68, 132))]
         for a in sizes:
             roipool.roi_pooling(*a)
@@ -288,9 +294,10 @@ def test_rss_after_1000_dropped_calls_stays_within_the_cap():
         grown = rss_bytes() - base
         print(cap, worst, grown)
         assert worst <= cap, (worst, cap)
-        assert grown <= cap + (4 << 20), (grown, cap)
+        assert not CHECK_RSS or grown <= cap + (4 << 20), (grown, cap)
         roipool.empty_cache()
-        assert rss_bytes() - base <= 4 << 20
+        assert _outcache.stats()[1] == 0
+        assert not CHECK_RSS or rss_bytes() - base <= 4 << 20
     """, env={"ROIPOOL_OUTPUT_CACHE_MB": "40", "MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
     assert out.split()[0] == str(40 << 20)
 
