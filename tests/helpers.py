@@ -22,6 +22,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANITIZED = bool(os.environ.get("ROIPOOL_SANITIZED"))
 
 
+def import_peer(name):
+    """An optional peer (torch, torchvision, onnx, ...): skip the test module or
+    test without it, except in CI's peer phase (ROIPOOL_REQUIRE_TORCH=1), where
+    a missing peer is a failure, not a skip."""
+    if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
+
+
 def load_script(relpath, name):
     """A script of the checkout (e.g. tools/fuzz.py) imported as module `name`."""
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relpath))

@@ -21,7 +21,7 @@ import pytest
 import roipool
 from roipool import _outcache
 
-from helpers import SANITIZED, run_python
+from helpers import SANITIZED, import_peer, run_python
 from roipool._reference import backward as ref_backward, forward as ref_forward
 
 MIB = 1 << 20
@@ -120,11 +120,7 @@ def test_argmax_and_backward_outputs_come_from_the_pool_exactly():
 
 
 def test_torch_tensor_from_result_is_never_reused():
-    # CI's torch phase sets ROIPOOL_REQUIRE_TORCH=1: there a missing torch fails.
-    if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
-        import torch
-    else:
-        torch = pytest.importorskip("torch")
+    torch = import_peer("torch")
     import roipool.torch as rt
 
     args = case(4)
@@ -147,10 +143,7 @@ def test_torch_tensor_from_result_is_never_reused():
 def test_torch_front_end_outputs_are_recycled():
     # roipool.torch allocates through the same pool: a dropped tensor's block
     # serves the next call (same memory), a held one never does.
-    if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
-        import torch
-    else:
-        torch = pytest.importorskip("torch")
+    torch = import_peer("torch")
     import roipool.torch as rt
 
     args = case(5)

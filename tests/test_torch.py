@@ -14,18 +14,15 @@ Skipped as a whole when torch is not installed (it is an optional extra);
 the torchvision comparisons also need torchvision.
 """
 import copy
-import os
 
 import numpy as np
 import pytest
 
 # torch is an optional extra: these tests skip without it, except where
 # ROIPOOL_REQUIRE_TORCH=1 (CI installs it) turns a missing torch into a failure.
-if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
-    import torch
-    import torchvision  # noqa: F401
-else:
-    torch = pytest.importorskip("torch")
+from helpers import import_peer  # noqa: E402
+
+torch = import_peer("torch")
 
 import roipool  # noqa: E402
 import roipool.torch as rt  # noqa: E402
@@ -34,7 +31,7 @@ from roipool import _torch_ops  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tv_ops():
-    return pytest.importorskip("torchvision").ops
+    return import_peer("torchvision").ops
 
 
 def make_case(seed, scale=1.0, dtype=torch.float32, N=2, C=5, H=19, W=23, R=40):

@@ -19,9 +19,7 @@ numbers there, which a program that recorded roipool's result as a constant
 * service threads under torch.set_num_threads(1), and DataLoader workers
   started with fork.
 """
-import importlib
 import json
-import os
 import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -30,16 +28,10 @@ from typing import List, Union
 import pytest
 
 # torch, onnx, onnxruntime and onnxscript are optional extras: these tests skip
-# without them, except where ROIPOOL_REQUIRE_TORCH=1 (CI's torch phase) makes a
-# missing one a failure.
-REQUIRED = os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1"
+# without them, except in CI's torch phase (helpers.import_peer).
+from helpers import import_peer  # noqa: E402
 
-
-def need(name):
-    return importlib.import_module(name) if REQUIRED else pytest.importorskip(name)
-
-
-torch = need("torch")
+torch = import_peer("torch")
 
 import roipool.torch as rt  # noqa: E402
 from roipool import _torch_ops  # noqa: E402
@@ -293,8 +285,8 @@ class _Exact(torch.nn.Module):
 
 
 def _onnx_run(path, feats, boxes):
-    ort = need("onnxruntime")
-    onnx = need("onnx")
+    ort = import_peer("onnxruntime")
+    onnx = import_peer("onnx")
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     assert ops.count("MaxRoiPool") == 1, ops
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -325,9 +317,9 @@ def _export(path, dynamo, model=None, args=None, **kw):
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
 def test_onnx_maxroipool_matches_roipool(tmp_path, dynamo):
-    need("onnxruntime")
+    import_peer("onnxruntime")
     if dynamo:
-        need("onnxscript")
+        import_peer("onnxscript")
     kw = {"custom_translation_table": rt.onnx_translation_table()} if dynamo else {}
     _export(tmp_path / "m.onnx", dynamo, **kw)
     _, (feats, boxes) = _onnx_inputs()
@@ -352,7 +344,7 @@ def test_onnx_export_refuses_other_dtypes(tmp_path, dynamo, dtype):
     """MaxRoiPool computes in float32: a float64 or float16 model would get
     other numbers, so the export raises instead of writing it."""
     if dynamo:
-        need("onnxscript")
+        import_peer("onnxscript")
     kw = {"custom_translation_table": rt.onnx_translation_table()} if dynamo else {}
     first, _ = _onnx_inputs()
     args = tuple(t.to(dtype) for t in first)
@@ -363,7 +355,7 @@ def test_onnx_export_refuses_other_dtypes(tmp_path, dynamo, dtype):
 
 
 def test_onnx_dynamo_without_table_raises(tmp_path):
-    need("onnxscript")
+    import_peer("onnxscript")
     with pytest.raises(Exception) as info:
         _export(tmp_path / "m.onnx", True)
     assert "roipool" in _messages(info.value)

@@ -8,16 +8,13 @@
 * ``roipool::roi_pool`` writes an argmax only when autograd will need it.
 * ``num_threads=-1`` is resolved when the kernel runs, from torch's setting.
 """
-import os
 
 import pytest
 
-if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
-    import torch
-    import ml_dtypes  # noqa: F401  (bfloat16 tensors reach the kernels through it)
-else:
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("ml_dtypes")
+from helpers import import_peer  # noqa: E402
+
+torch = import_peer("torch")
+import_peer("ml_dtypes")  # bfloat16 tensors reach the kernels through it
 
 import roipool  # noqa: E402
 import roipool.torch  # noqa: E402, F401  (registers the operators)

@@ -11,19 +11,16 @@ threads at once are safe; a missing torchvision or an unexpected operator
 schema raises and patches nothing; devices other than the CPU keep
 torchvision's kernels.
 """
-import os
 import sys
 import threading
 import warnings
 
 import pytest
 
-if os.environ.get("ROIPOOL_REQUIRE_TORCH") == "1":
-    import torch
-    import torchvision
-else:
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
+from helpers import import_peer  # noqa: E402
+
+torch = import_peer("torch")
+torchvision = import_peer("torchvision")
 
 import roipool.torch as rt  # noqa: E402
 from roipool import _torch_ops, _torch_patch  # noqa: E402
