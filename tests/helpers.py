@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 try:  # bfloat16 is optional (the ml_dtypes test extra)
@@ -20,6 +21,17 @@ except ImportError:  # pragma: no cover
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANITIZED = bool(os.environ.get("ROIPOOL_SANITIZED"))
+
+
+def bits(a):
+    """The bytes of an array: equal bits, not merely equal values (-0.0, NaN)."""
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+def rss_bytes():
+    """This process's resident memory (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def import_peer(name):

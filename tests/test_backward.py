@@ -9,7 +9,7 @@ import pytest
 
 import roipool
 from roipool._reference import backward as ref_backward, forward as ref_forward
-from helpers import bfloat16
+from helpers import bfloat16, bits
 
 DTYPES = [np.float32, np.float64, np.float16] + ([bfloat16] if bfloat16 is not None else [])
 
@@ -26,10 +26,6 @@ def overlapping_case(dtype, N=2, C=12, H=13, W=17, R=40, seed=0):
     e = 6 if np.dtype(dtype).itemsize >= 4 else 2  # float16 tops out at 65504
     grad = rng.standard_normal((R, C, 3, 3)) * 10.0 ** rng.integers(-e, e, (R, C, 3, 3))
     return data, rois, grad.astype(dtype)
-
-
-def bits(a):
-    return np.ascontiguousarray(a).view(np.uint8)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -32,21 +32,17 @@ import tracemalloc
 
 import numpy as np
 
+from helpers import SANITIZED, rss_bytes
+
 CALLS = 10_000
 PARALLEL_CALLS = 2_000  # paths that start OpenMP threads
 TRACE_BOUND = 8 * 1024
 HEAP_BOUND = 16 * 1024
 RSS_BOUND = 4 * 1024 * 1024
 WARMUP = 300
-SANITIZED = bool(os.environ.get("ROIPOOL_SANITIZED"))
 
 
 # ----------------------------------------------------------------------------- measures
-
-
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class _MallInfo2(ctypes.Structure):

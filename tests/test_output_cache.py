@@ -21,7 +21,7 @@ import pytest
 import roipool
 from roipool import _outcache
 
-from helpers import SANITIZED, import_peer, run_python
+from helpers import SANITIZED, import_peer, rss_bytes, run_python
 from roipool._reference import backward as ref_backward, forward as ref_forward
 
 MIB = 1 << 20
@@ -49,11 +49,6 @@ def pool_blocks():
     """(blocks tracked, blocks idle)."""
     stats = _outcache.stats()
     return stats[2], stats[4]
-
-
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_a_dropped_result_is_reused_bit_exact():

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import roipool
 from roipool._reference import FLT_MAX, backward as ref_backward, forward as ref_forward
-from helpers import bfloat16
+from helpers import bfloat16, bits
 
 DTYPES = [np.float32, np.float64, np.float16] + ([bfloat16] if bfloat16 is not None else [])
 SCALES = [1.0, 0.5, 0.25, 0.0625, 0.125, 0.7, 0.9, 1 / 3, 1.3, 2.0, 3.0]
@@ -71,10 +71,6 @@ def relayout(data, layout):
         big[..., ::2] = data
         return big[..., ::2]
     return data
-
-
-def bits(a):
-    return np.ascontiguousarray(a).view(np.uint8)
 
 
 @SETTINGS

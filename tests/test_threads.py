@@ -31,7 +31,7 @@ import threadpoolctl
 
 import roipool
 from roipool._reference import forward as ref_forward
-from helpers import run_python
+from helpers import bits, run_python
 
 LINUX = sys.platform.startswith("linux")
 HAS_FORK = hasattr(os, "fork")
@@ -85,10 +85,6 @@ def workload(seed, N=2, C=48, H=24, W=30, R=300, dtype=np.float32):
     y1 = rng.uniform(-20, 8 * H, R)
     rois = np.column_stack([rng.integers(0, N, R), x1, y1, x1 + wh[:, 0], y1 + wh[:, 1]])
     return data, rois.astype(dtype)
-
-
-def bits(a):
-    return np.ascontiguousarray(a).view(np.uint8)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -13,7 +13,7 @@ import roipool
 from roipool import _reference
 from roipool import _workloads as wl
 
-SEED_EXPECTED = {1.0: [[14, 16], [26, 28]], 0.7: [[7, 9], [19, 21]]}  # docs/semantics.md, the seed example
+SEED_EXPECTED = {1.0: [[14, 16], [26, 28]], 0.7: [[7, 9], [19, 21]]}  # docs/semantics.md, the worked example
 
 
 def _timing_rows(name, threads, repeat, dtype=np.float32):
