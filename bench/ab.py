@@ -22,6 +22,9 @@ import numpy as np
 CALLS = 9
 THREADS = (1, 2)
 
+# The child times with its own loop rather than roipool._workloads' helpers:
+# it runs against any old build, whose helpers may differ (only make() and the
+# public functions are relied on), and it records CPU time beside wall time.
 CHILD = f"""
 import json, time
 import numpy as np
