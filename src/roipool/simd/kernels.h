@@ -1,6 +1,7 @@
 /* The ROI max kernel of roi_max.inc.h, compiled once per instruction set
  * and element type: baseline (every CPU of the target), AVX2 and AVX-512
- * (x86 with GCC/clang, selected at run time by dispatch.h). A block
+ * (x86 with GCC/clang, selected at run time by dispatch.h), NEON (aarch64
+ * with GCC/clang, selectable against baseline). A block
  * narrower than one vector goes to the next narrower path. */
 #ifndef ROIPOOL_SIMD_KERNELS_H
 #define ROIPOOL_SIMD_KERNELS_H
@@ -9,6 +10,7 @@
 #include "ops_base.h"
 #include "ops_avx2.h"
 #include "ops_avx512.h"
+#include "ops_neon.h"
 
 /* ---- baseline ---- */
 #define ROIPOOL_ISA base
@@ -57,5 +59,21 @@
 
 #undef ROIPOOL_VECTORS
 #endif /* ROIPOOL_X86_DISPATCH */
+
+#if ROIPOOL_NEON
+/* ---- NEON (aarch64 baseline: no target attribute) ---- */
+#define ROIPOOL_VECTORS 1
+#define ROIPOOL_ISA neon
+#define ROIPOOL_ISA_ATTR
+#define ROIPOOL_TYPE f32
+#include "roi_max.inc.h"
+#undef ROIPOOL_TYPE
+#define ROIPOOL_TYPE f64
+#include "roi_max.inc.h"
+#undef ROIPOOL_TYPE
+#undef ROIPOOL_ISA_ATTR
+#undef ROIPOOL_ISA
+#undef ROIPOOL_VECTORS
+#endif /* ROIPOOL_NEON */
 
 #endif /* ROIPOOL_SIMD_KERNELS_H */
