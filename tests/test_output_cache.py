@@ -370,3 +370,23 @@ def test_fork_after_use():
             raise errors[0]
         assert (held == SENTINEL).all()
     """, timeout=400)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS from /proc (Linux)")
+def test_rss_bytes_sees_this_processs_memory():
+    # The measure the RSS tests use (statm natively; under qemu-user the
+    # emulated process's own mappings, see helpers.rss_bytes) must see 64 MiB
+    # being touched and given back, and so must the mapping count on its own.
+    out = run_script("""
+        from helpers import _mapped_resident_bytes
+        res = []
+        for measure in (rss_bytes, _mapped_resident_bytes):
+            before = measure()
+            a = np.ones(64 << 18, np.float32)  # 64 MiB, its own mmap
+            during = measure()
+            del a
+            res.append((during - before, during - measure()))
+        print(res)
+    """, env={"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
+    for grown, released in eval(out):
+        assert 62 << 20 <= grown <= 72 << 20 and 62 << 20 <= released <= 72 << 20, out
