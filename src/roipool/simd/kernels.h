@@ -1,11 +1,17 @@
 /* The ROI max kernel of roi_max.inc.h, compiled once per instruction set
- * and element type: baseline (every CPU of the target), AVX2 and AVX-512
- * (x86 with GCC/clang, selected at run time by dispatch.h). A block
- * narrower than one vector goes to the next narrower path. */
+ * and element type (roi_max_types.inc.h: f32, f64, f16, bf16):
+ *   base    every CPU of the target (GCC/clang vector extensions)
+ *   avx2    x86 with GCC/clang, target "avx2,f16c"
+ *   avx512  x86 with GCC/clang, avx512f/bw/vl/dq
+ *   neon    aarch64 (ISA id 3; its block lives here when ops_neon.h exists)
+ * dispatch.h gathers each ISA's kernels into one table and picks a table
+ * at run time. A block narrower than one vector goes to the next narrower
+ * path (ROIPOOL_NARROWER). */
 #ifndef ROIPOOL_SIMD_KERNELS_H
 #define ROIPOOL_SIMD_KERNELS_H
 
 #include "common.h"
+#include "fp16.h"
 #include "ops_base.h"
 #include "ops_avx2.h"
 #include "ops_avx512.h"
@@ -14,12 +20,7 @@
 #define ROIPOOL_ISA base
 #define ROIPOOL_ISA_ATTR
 #define ROIPOOL_VECTORS ROIPOOL_VECTOR_EXT
-#define ROIPOOL_TYPE f32
-#include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE f64
-#include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
+#include "roi_max_types.inc.h"
 #undef ROIPOOL_VECTORS
 #undef ROIPOOL_ISA_ATTR
 #undef ROIPOOL_ISA
@@ -31,12 +32,7 @@
 #define ROIPOOL_ISA avx2
 #define ROIPOOL_ISA_ATTR ROIPOOL_TARGET_AVX2
 #define ROIPOOL_NARROWER base
-#define ROIPOOL_TYPE f32
-#include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE f64
-#include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
+#include "roi_max_types.inc.h"
 #undef ROIPOOL_NARROWER
 #undef ROIPOOL_ISA_ATTR
 #undef ROIPOOL_ISA
@@ -45,12 +41,7 @@
 #define ROIPOOL_ISA avx512
 #define ROIPOOL_ISA_ATTR ROIPOOL_TARGET_AVX512
 #define ROIPOOL_NARROWER avx2
-#define ROIPOOL_TYPE f32
-#include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE f64
-#include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
+#include "roi_max_types.inc.h"
 #undef ROIPOOL_NARROWER
 #undef ROIPOOL_ISA_ATTR
 #undef ROIPOOL_ISA
