@@ -53,13 +53,38 @@ def test_path_equals_baseline_and_reference(isa, restore_isa):
             np.testing.assert_array_equal(g, r)
 
 
-def test_set_isa_falls_back_and_rejects_unknown(restore_isa):
+# Each path falls back to the next one down in its own family.
+FALLBACK = {"avx512": "avx2", "avx2": "baseline", "neon": "baseline"}
+
+
+def _expected_path(name):
+    while name not in SUPPORTED:
+        name = FALLBACK[name]
+    return name
+
+
+def test_set_isa_falls_back_within_its_family_and_rejects_unknown(restore_isa):
+    assert roipool._config.ISA_NAMES == ("baseline", "avx2", "avx512", "neon")
     assert roipool.set_isa("baseline") == "baseline"
     assert roipool.get_isa() == "baseline"
-    # asking for the widest path gives the best this CPU supports
-    assert roipool.set_isa("avx512") == SUPPORTED[-1]
+    for name in ("avx512", "avx2", "neon"):
+        assert roipool.set_isa(name) == _expected_path(name)
+        assert roipool.get_isa() == _expected_path(name)
     with pytest.raises(ValueError, match="isa"):
         roipool.set_isa("sse9")
+
+
+@pytest.mark.parametrize("value", [None, "", "sse9"])
+def test_default_path_is_the_best_supported(value):
+    code = "import roipool; print(roipool.get_isa())"
+    env = dict(os.environ)
+    env.pop("ROIPOOL_ISA", None)
+    if value is not None:
+        env["ROIPOOL_ISA"] = value
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.strip()
+    # one family per CPU: the last supported name is the widest path
+    assert out == SUPPORTED[-1]
 
 
 @pytest.mark.parametrize("isa", SUPPORTED)

@@ -3,7 +3,9 @@ import os
 
 from roipool import _outcache, _roi_pool
 
-ISA_NAMES = ("baseline", "avx2", "avx512")
+# Path ids, in the order of the C enum (simd/dispatch.h). Families: x86
+# avx512 -> avx2 -> baseline, aarch64 neon -> baseline.
+ISA_NAMES = ("baseline", "avx2", "avx512", "neon")
 
 
 def supported_isas():
@@ -12,8 +14,9 @@ def supported_isas():
 
 
 def set_isa(name):
-    """Use the named SIMD path ("baseline", "avx2", "avx512") or the best one
-    below it that the CPU supports; returns the name in use. Every path gives
+    """Use the named SIMD path (one of ISA_NAMES) or the best one below it in
+    its family that this build and CPU support (avx512 -> avx2 -> baseline,
+    neon -> baseline); returns the name in use. Every path gives
     bit-identical results; this exists for testing and benchmarking."""
     if name not in ISA_NAMES:
         raise ValueError(f"isa must be one of {ISA_NAMES}, got {name!r}")
@@ -34,9 +37,10 @@ def block_budget():
 
 
 def _configure_at_import():
-    # ROIPOOL_ISA=baseline forces the portable path (e.g. to compare paths).
-    want = os.environ.get("ROIPOOL_ISA", "").strip().lower() or ISA_NAMES[-1]
-    set_isa(want if want in ISA_NAMES else ISA_NAMES[-1])
+    # ROIPOOL_ISA=baseline forces the portable path (e.g. to compare paths);
+    # unset or unknown: the best path this CPU supports.
+    want = os.environ.get("ROIPOOL_ISA", "").strip().lower()
+    set_isa(want if want in ISA_NAMES else supported_isas()[-1])
     _roi_pool._set_tuning(cache_budget=block_budget())
 
 

@@ -12,7 +12,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -28,17 +28,31 @@ cdef extern from "simd/simd.h" nogil:
         Py_ssize_t row_stride, col_stride
         Py_ssize_t W          # argmax of (h, w) is h * W + w
         Py_ssize_t channels
-    void roipool_roi_max_f32(const roipool_block_t *block, const Py_ssize_t *bounds,
+    # One table of kernels per ISA (simd/dispatch.h); every call goes
+    # through the active one. res is in the storage type (uint16_t bits for
+    # float16/bfloat16), init in the compute type.
+    ctypedef struct roipool_kernels_t:
+        const char *name
+        void (*roi_max_f32)(const roipool_block_t *block, const Py_ssize_t *bounds,
+                            Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
+                            float init, float *res, int32_t *ires, int32_t *idx) noexcept nogil
+        void (*roi_max_f64)(const roipool_block_t *block, const Py_ssize_t *bounds,
+                            Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
+                            double init, double *res, int32_t *ires, int64_t *idx) noexcept nogil
+        void (*roi_max_f16)(const roipool_block_t *block, const Py_ssize_t *bounds,
+                            Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
+                            float init, uint16_t *res, int32_t *ires, int32_t *idx) noexcept nogil
+        void (*roi_max_bf16)(const roipool_block_t *block, const Py_ssize_t *bounds,
                              Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
-                             float init, float *res, int32_t *ires, int32_t *idx) noexcept
-    void roipool_roi_max_f64(const roipool_block_t *block, const Py_ssize_t *bounds,
-                             Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
-                             double init, double *res, int32_t *ires, int64_t *idx) noexcept
-    void roipool_transpose32(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
-                             Py_ssize_t ld, void *dst) noexcept
+                             float init, uint16_t *res, int32_t *ires, int32_t *idx) noexcept nogil
+        void (*transpose16)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
+                            void *dst) noexcept nogil
+        void (*transpose32)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
+                            void *dst) noexcept nogil
+        void (*stream32)(const void *src, Py_ssize_t n, void *dst) noexcept nogil
+    const roipool_kernels_t *roipool_kernels
     void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
                              Py_ssize_t ld, void *dst) noexcept
-    void roipool_stream32(const void *src, Py_ssize_t n, void *dst) noexcept
     void roipool_store_fence() noexcept
     int roipool_isa_supported(int level) noexcept
     int roipool_set_isa(int level) noexcept
@@ -332,10 +346,10 @@ cdef inline void _store(const ForwardPlan *p, const void *src, Py_ssize_t itemsi
         roipool_transpose64(src, nc, n_bins, roi_bins, dst)
     elif p.stream and n_bins == roi_bins:
         # the ROI's block of out is contiguous: stage it, stream it
-        roipool_transpose32(src, nc, n_bins, roi_bins, stage)
-        roipool_stream32(stage, nc * roi_bins, dst)
+        roipool_kernels.transpose32(src, nc, n_bins, roi_bins, stage)
+        roipool_kernels.stream32(stage, nc * roi_bins, dst)
     else:
-        roipool_transpose32(src, nc, n_bins, roi_bins, dst)
+        roipool_kernels.transpose32(src, nc, n_bins, roi_bins, dst)
 
 
 cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
@@ -382,10 +396,10 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
         while k0 < roi_bins:
             k1 = min(k0 + group_bins, roi_bins)
             if floating is float:
-                roipool_roi_max_f32(&view, bounds, PH, PW, k0, k1, init, <float *>s.res,
+                roipool_kernels.roi_max_f32(&view, bounds, PH, PW, k0, k1, init, <float *>s.res,
                                     s.ires, <int32_t *>s.idx)
             else:
-                roipool_roi_max_f64(&view, bounds, PH, PW, k0, k1, init, <double *>s.res,
+                roipool_kernels.roi_max_f64(&view, bounds, PH, PW, k0, k1, init, <double *>s.res,
                                     s.ires, <int64_t *>s.idx)
             _store(p, s.res, sizeof(floating), p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
             if argmax != NULL:  # callers that only want out skip half the writes
@@ -475,7 +489,7 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
         # Channels-last data is read in place when one block covers all channels.
         p.gather = not (p.C == 1 or (p.stride_c == 1 and p.C <= _max_block))
         p.block_channels = _block_size(p.C, p.H * p.W, itemsize, p.gather)  # >= 1: C >= 1
-        # Output beyond the caches is streamed to memory (see roipool_stream32).
+        # Output beyond the caches is streamed to memory (see roipool_stream32_avx2).
         p.stream = R * p.C * p.PH * p.PW * itemsize > _stream_bytes
         p.geom, p.order = geom, order
         p.out, p.out_cl, p.argmax, p.argmax_cl = out, out_cl, argmax, argmax_cl
@@ -770,17 +784,19 @@ def openmp_enabled():
 
 
 def isa_supported(int level):
+    """True when this build has the path of that id (roipool._config.ISA_NAMES)
+    and the CPU runs it."""
     return bool(roipool_isa_supported(level))
 
 
 def get_isa():
-    """The SIMD level in use (0 baseline, 1 AVX2, 2 AVX-512)."""
+    """The id of the SIMD path in use (an index of roipool._config.ISA_NAMES)."""
     return roipool_get_isa()
 
 
 def set_isa(int level):
-    """Select the SIMD path (0 baseline, 1 AVX2, 2 AVX-512), falling back to
-    the best supported one below it; returns the level in use."""
+    """Select the SIMD path of that id, falling back to the best supported
+    one below it in its family; returns the id in use."""
     return roipool_set_isa(level)
 
 

@@ -41,7 +41,8 @@
 /* AVX2 and AVX-512 paths, compiled with target attributes and chosen at
  * run time (dispatch.h); the rest of the build stays baseline. */
 #define ROIPOOL_X86_DISPATCH 1
-#define ROIPOOL_TARGET_AVX2 __attribute__((target("avx2")))
+/* F16C (float16 <-> float32 in registers) came with every AVX2 CPU. */
+#define ROIPOOL_TARGET_AVX2 __attribute__((target("avx2,f16c")))
 #define ROIPOOL_TARGET_AVX512 \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,prefer-vector-width=512")))
 #include <immintrin.h>
@@ -52,12 +53,31 @@
 #define ROIPOOL_CAT_(a, b) a##b
 #define ROIPOOL_CAT(a, b) ROIPOOL_CAT_(a, b)
 
-/* Element types by their suffix in kernel names: the value and the argmax
- * lane of the same width (one compare mask drives both). */
+/* Element types by their suffix in kernel names (f32, f64, f16, bf16):
+ *   roipool_<type>_t      storage: what data, out and the scratch hold
+ *   roipool_<type>_ct     compute: init and vector lanes (float for halves)
+ *   roipool_<type>_idx_t  argmax lanes, of the compute width (one compare
+ *                         mask drives both)
+ * f16 is IEEE binary16 and bf16 bfloat16, both as their 16-bit patterns;
+ * their conversions are in fp16.h. ROIPOOL_LANES_<type>: the type whose
+ * vector operations a table uses (halves compute in float32 vectors and
+ * only load and store their own way). */
 typedef float roipool_f32_t;
+typedef float roipool_f32_ct;
 typedef int32_t roipool_f32_idx_t;
 typedef double roipool_f64_t;
+typedef double roipool_f64_ct;
 typedef int64_t roipool_f64_idx_t;
+typedef uint16_t roipool_f16_t;
+typedef float roipool_f16_ct;
+typedef int32_t roipool_f16_idx_t;
+typedef uint16_t roipool_bf16_t;
+typedef float roipool_bf16_ct;
+typedef int32_t roipool_bf16_idx_t;
+#define ROIPOOL_LANES_f32 f32
+#define ROIPOOL_LANES_f64 f64
+#define ROIPOOL_LANES_f16 f32
+#define ROIPOOL_LANES_bf16 f32
 
 /* The map block one kernel call pools (see the layout above). */
 typedef struct {

@@ -1,5 +1,6 @@
-/* Run-time choice of the SIMD path: function pointers the kernels call
- * through, set at import (roipool._config) and by roipool.set_isa(). */
+/* Run-time choice of the SIMD path: one const table of kernels per ISA and
+ * a pointer to the active one, set at import (roipool._config) and by
+ * roipool.set_isa(). */
 #ifndef ROIPOOL_SIMD_DISPATCH_H
 #define ROIPOOL_SIMD_DISPATCH_H
 
@@ -7,65 +8,117 @@
 #include "kernels.h"
 #include "store.h"
 
-typedef void (*roipool_roi_max_f32_fn)(const roipool_block_t *, const ptrdiff_t *, ptrdiff_t,
-                                       ptrdiff_t, ptrdiff_t, ptrdiff_t, float, float *,
-                                       int32_t *, int32_t *);
-typedef void (*roipool_roi_max_f64_fn)(const roipool_block_t *, const ptrdiff_t *, ptrdiff_t,
-                                       ptrdiff_t, ptrdiff_t, ptrdiff_t, double, double *,
-                                       int32_t *, int64_t *);
-typedef void (*roipool_transpose32_fn)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
-typedef void (*roipool_stream32_fn)(const void *, ptrdiff_t, void *);
+/* One kernel per element type (signature in roi_max.inc.h; res is in the
+ * storage type), the scratch -> out transposes and the streaming copy. */
+#define ROIPOOL_ROI_MAX_FN(type)                                                        \
+    void (*roi_max_##type)(const roipool_block_t *, const ptrdiff_t *, ptrdiff_t,      \
+                           ptrdiff_t, ptrdiff_t, ptrdiff_t, roipool_##type##_ct,         \
+                           roipool_##type##_t *, int32_t *, roipool_##type##_idx_t *)
+typedef struct {
+    const char *name;
+    ROIPOOL_ROI_MAX_FN(f32);
+    ROIPOOL_ROI_MAX_FN(f64);
+    ROIPOOL_ROI_MAX_FN(f16);
+    ROIPOOL_ROI_MAX_FN(bf16);
+    void (*transpose16)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
+    void (*transpose32)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
+    void (*stream32)(const void *, ptrdiff_t, void *);
+} roipool_kernels_t;
+#undef ROIPOOL_ROI_MAX_FN
 
-static roipool_roi_max_f32_fn roipool_roi_max_f32 = roipool_roi_max_f32_base;
-static roipool_roi_max_f64_fn roipool_roi_max_f64 = roipool_roi_max_f64_base;
-static roipool_transpose32_fn roipool_transpose32 = roipool_transpose32_base;
-static roipool_stream32_fn roipool_stream32 = roipool_stream32_base;
+/* ISA ids, in the order of roipool._config.ISA_NAMES. */
+enum {
+    ROIPOOL_ISA_BASELINE = 0,
+    ROIPOOL_ISA_AVX2 = 1,
+    ROIPOOL_ISA_AVX512 = 2,
+    ROIPOOL_ISA_NEON = 3,
+    ROIPOOL_ISA_COUNT = 4
+};
 
-/* ISA levels: 0 baseline, 1 AVX2, 2 AVX-512. */
-static int roipool_isa_supported(int level)
+#define ROIPOOL_KERNEL_TABLE(isa, label, t16, t32, s32)                                 \
+    static const roipool_kernels_t roipool_kernels_##isa = {                           \
+        label, roipool_roi_max_f32_##isa, roipool_roi_max_f64_##isa,                   \
+        roipool_roi_max_f16_##isa, roipool_roi_max_bf16_##isa, t16, t32, s32}
+
+ROIPOOL_KERNEL_TABLE(base, "baseline", roipool_transpose16_base, roipool_transpose32_base,
+                     roipool_stream32_base);
+#if ROIPOOL_X86_DISPATCH
+ROIPOOL_KERNEL_TABLE(avx2, "avx2", roipool_transpose16_avx2, roipool_transpose32_avx2,
+                     roipool_stream32_avx2);
+ROIPOOL_KERNEL_TABLE(avx512, "avx512", roipool_transpose16_avx2, roipool_transpose32_avx2,
+                     roipool_stream32_avx2);
+#endif
+#if ROIPOOL_NEON
+/* the kernels only: the baseline's copies already compile to NEON there */
+ROIPOOL_KERNEL_TABLE(neon, "neon", roipool_transpose16_base, roipool_transpose32_base,
+                     roipool_stream32_base);
+#endif
+
+/* The compiled table of an ISA id, NULL when this build has none (neon:
+ * aarch64 only, where every CPU has it). */
+static const roipool_kernels_t *roipool_kernels_of(int isa)
 {
-    if (level == 0) return 1;
+    switch (isa) {
+    case ROIPOOL_ISA_BASELINE: return &roipool_kernels_base;
+#if ROIPOOL_X86_DISPATCH
+    case ROIPOOL_ISA_AVX2: return &roipool_kernels_avx2;
+    case ROIPOOL_ISA_AVX512: return &roipool_kernels_avx512;
+#endif
+#if ROIPOOL_NEON
+    case ROIPOOL_ISA_NEON: return &roipool_kernels_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+/* The table every call goes through. */
+static const roipool_kernels_t *roipool_kernels = &roipool_kernels_base;
+static int roipool_isa_id = ROIPOOL_ISA_BASELINE;
+
+#if ROIPOOL_X86_DISPATCH
+#include <cpuid.h>
+/* CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports lacks "f16c"). */
+static int roipool_cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+}
+#endif
+
+/* Compiled here and runnable on this CPU. */
+static int roipool_isa_supported(int isa)
+{
+    if (roipool_kernels_of(isa) == NULL) return 0;
 #if ROIPOOL_X86_DISPATCH
     __builtin_cpu_init();
-    if (level == 1) return __builtin_cpu_supports("avx2");
-    if (level == 2)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    if (isa == ROIPOOL_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && roipool_cpu_has_f16c();
+    if (isa == ROIPOOL_ISA_AVX512)
+        return roipool_isa_supported(ROIPOOL_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq");
 #endif
-    return 0;
+    return 1;
 }
 
-static int roipool_isa_level = 0;
-
-/* Select the path, or the best supported one below it; returns the level in
- * use. Not thread-safe by design: the Python layer calls it at import and
- * from set_isa() only. */
-static int roipool_set_isa(int level)
+/* The next path down in an ISA's own family: avx512 -> avx2 -> baseline,
+ * neon -> baseline. */
+static int roipool_isa_fallback(int isa)
 {
-#if ROIPOOL_X86_DISPATCH
-    if (level == 2 && roipool_isa_supported(2)) {
-        roipool_roi_max_f32 = roipool_roi_max_f32_avx512;
-        roipool_roi_max_f64 = roipool_roi_max_f64_avx512;
-        roipool_transpose32 = roipool_transpose32_avx2;
-        roipool_stream32 = roipool_stream32_avx2;
-        return roipool_isa_level = 2;
-    }
-    if (level >= 1 && roipool_isa_supported(1)) {
-        roipool_roi_max_f32 = roipool_roi_max_f32_avx2;
-        roipool_roi_max_f64 = roipool_roi_max_f64_avx2;
-        roipool_transpose32 = roipool_transpose32_avx2;
-        roipool_stream32 = roipool_stream32_avx2;
-        return roipool_isa_level = 1;
-    }
-#endif
-    (void)level;
-    roipool_roi_max_f32 = roipool_roi_max_f32_base;
-    roipool_roi_max_f64 = roipool_roi_max_f64_base;
-    roipool_transpose32 = roipool_transpose32_base;
-    roipool_stream32 = roipool_stream32_base;
-    return roipool_isa_level = 0;
+    return isa == ROIPOOL_ISA_AVX512 ? ROIPOOL_ISA_AVX2 : ROIPOOL_ISA_BASELINE;
 }
 
-static int roipool_get_isa(void) { return roipool_isa_level; }
+/* Select the path, or the best supported one below it in its family;
+ * returns the id in use. Not thread-safe by design: the Python layer calls
+ * it at import and from set_isa() only. */
+static int roipool_set_isa(int isa)
+{
+    if (isa < 0 || isa >= ROIPOOL_ISA_COUNT) isa = ROIPOOL_ISA_BASELINE;
+    while (!roipool_isa_supported(isa)) isa = roipool_isa_fallback(isa);
+    roipool_kernels = roipool_kernels_of(isa);
+    return roipool_isa_id = isa;
+}
+
+static int roipool_get_isa(void) { return roipool_isa_id; }
 
 #endif /* ROIPOOL_SIMD_DISPATCH_H */

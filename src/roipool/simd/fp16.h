@@ -1,6 +1,14 @@
-/* float16 and bfloat16 rounding: the "round to T" step of MXNet's half_t
- * arithmetic (docs/semantics.md, "Reduced precision"). The kernels compute
- * in float32 and round every intermediate through these. */
+/* float16 and bfloat16 scalar conversions and rounding. Rounding is the
+ * "round to T" step of MXNet's half_t arithmetic (docs/semantics.md,
+ * "Reduced precision"): the ROI geometry and the backward compute in
+ * float32 and round every intermediate through roipool_round_half/_bf16.
+ *
+ * roipool_<type>_to_ct / _from_ct convert one storage element to the
+ * compute type and back (identity for f32/f64). from_ct is applied only to
+ * values that are exact in the storage type (data, sums already rounded,
+ * -inf, 0), where it is exact; NaNs come out as NumPy (float16) and
+ * ml_dtypes (bfloat16) convert them, so results match a float32 pass
+ * followed by astype. */
 #ifndef ROIPOOL_SIMD_FP16_H
 #define ROIPOOL_SIMD_FP16_H
 
@@ -10,7 +18,7 @@
 static inline uint32_t roipool_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float roipool_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-/* IEEE binary16 -> float32, exact. */
+/* IEEE binary16 -> float32, exact (a NaN keeps its payload and sign). */
 static inline float roipool_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -25,17 +33,18 @@ static inline float roipool_half_to_float(uint16_t h)
     return roipool_bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
-/* float32 -> nearest binary16 (ties to even) -> float32. */
-static inline float roipool_round_half(float f)
+/* float32 -> nearest binary16 bits (ties to even); a NaN keeps its sign and
+ * the top of its payload, as NumPy converts it. */
+static inline uint16_t roipool_float_to_half(float f)
 {
     uint32_t u = roipool_f32_bits(f);
     uint32_t sign = u & 0x80000000u;
     uint32_t a = u & 0x7fffffffu;
     uint32_t h;
-    if (a >= 0x7f800000u) { /* inf or NaN */
-        return f;
-    }
-    if (a >= 0x477ff000u) { /* >= 65520 rounds to inf */
+    if (a > 0x7f800000u) { /* NaN: never inf */
+        h = 0x7c00u | ((a & 0x7fffffu) >> 13);
+        if (h == 0x7c00u) h |= 1u;
+    } else if (a >= 0x477ff000u) { /* >= 65520 rounds to inf */
         h = 0x7c00u;
     } else if (a < 0x38800000u) { /* below the smallest normal half: subnormal */
         /* a value of m * 2**-24 with m rounded to nearest even */
@@ -49,16 +58,38 @@ static inline float roipool_round_half(float f)
         a += 0xfffu + mant_odd; /* ties to even */
         h = ((a - 0x38000000u) >> 13) & 0x7fffu;
     }
-    return roipool_half_to_float((uint16_t)((sign >> 16) | h));
+    return (uint16_t)((sign >> 16) | h);
 }
 
-/* float32 -> nearest bfloat16 (ties to even) -> float32. */
+/* float32 -> nearest binary16 (ties to even) -> float32; NaN unchanged. */
+static inline float roipool_round_half(float f)
+{
+    if ((roipool_f32_bits(f) & 0x7fffffffu) > 0x7f800000u) return f;
+    return roipool_half_to_float(roipool_float_to_half(f));
+}
+
+/* float32 -> nearest bfloat16 (ties to even) -> float32; NaN unchanged. */
 static inline float roipool_round_bf16(float f)
 {
     uint32_t u = roipool_f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return f; /* NaN stays NaN */
+    if ((u & 0x7fffffffu) > 0x7f800000u) return f;
     u += 0x7fffu + ((u >> 16) & 1u);
     return roipool_bits_f32(u & 0xffff0000u);
+}
+
+static inline float roipool_f32_to_ct(float x) { return x; }
+static inline float roipool_f32_from_ct(float x) { return x; }
+static inline double roipool_f64_to_ct(double x) { return x; }
+static inline double roipool_f64_from_ct(double x) { return x; }
+static inline float roipool_f16_to_ct(uint16_t x) { return roipool_half_to_float(x); }
+static inline uint16_t roipool_f16_from_ct(float x) { return roipool_float_to_half(x); }
+static inline float roipool_bf16_to_ct(uint16_t x) { return roipool_bits_f32((uint32_t)x << 16); }
+/* exact for bfloat16 values; a NaN becomes ml_dtypes' quiet NaN of its sign */
+static inline uint16_t roipool_bf16_from_ct(float x)
+{
+    uint32_t u = roipool_f32_bits(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
+    return (uint16_t)(u >> 16);
 }
 
 #endif /* ROIPOOL_SIMD_FP16_H */

@@ -2,7 +2,8 @@
  * described in roi_max.inc.h). max(v, b) is "v > b ? v : b" exactly (NaN
  * never wins, a tie keeps b), so the running max is one instruction off the
  * compare's dependency chain; the argmax lanes ride in float/double
- * registers for blendv. */
+ * registers for blendv. float16/bfloat16: load and store only (F16C; bfloat16
+ * by 16-bit shifts, exact); they compute in the float vectors. */
 #ifndef ROIPOOL_SIMD_OPS_AVX2_H
 #define ROIPOOL_SIMD_OPS_AVX2_H
 
@@ -41,6 +42,21 @@ enum { roipool_avx2_f64_lanes = 4 };
 #define roipool_avx2_f64_sel _mm256_blendv_pd
 #define roipool_avx2_f64_store _mm256_storeu_pd
 #define roipool_avx2_f64_istore(p, i) _mm256_storeu_pd((double *)(p), i)
+
+#define roipool_avx2_f16_load(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define roipool_avx2_f16_store(p, v) \
+    _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
+#define roipool_avx2_bf16_load(p) \
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+
+/* high halves of the 8 lanes, packed: the pack works per 128-bit lane, so
+ * lanes 0-3 and 4-7 land in 64-bit quarters 0 and 2 */
+ROIPOOL_TARGET_AVX2 static inline void roipool_avx2_bf16_store(roipool_bf16_t *p, __m256 v)
+{
+    const __m256i hi = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(hi, hi), 0x08);
+    _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(packed));
+}
 
 #endif /* ROIPOOL_X86_DISPATCH */
 #endif /* ROIPOOL_SIMD_OPS_AVX2_H */

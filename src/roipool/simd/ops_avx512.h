@@ -1,6 +1,7 @@
 /* Operation table of the AVX-512 path (roipool_avx512_<type>_<op>; the ops
  * are described in roi_max.inc.h): compare into a mask register, masked
- * move of the argmax lanes, max as on AVX2. */
+ * move of the argmax lanes, max as on AVX2. float16/bfloat16: load and store
+ * only (vcvtph2ps/vcvtps2ph; bfloat16 by 16-bit shifts, exact). */
 #ifndef ROIPOOL_SIMD_OPS_AVX512_H
 #define ROIPOOL_SIMD_OPS_AVX512_H
 
@@ -39,6 +40,14 @@ enum { roipool_avx512_f64_lanes = 8 };
 #define roipool_avx512_f64_sel(i, k, m) _mm512_mask_mov_epi64(i, m, k)
 #define roipool_avx512_f64_store _mm512_storeu_pd
 #define roipool_avx512_f64_istore(p, i) _mm512_storeu_si512(p, i)
+
+#define roipool_avx512_f16_load(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define roipool_avx512_f16_store(p, v) \
+    _mm256_storeu_si256((__m256i *)(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
+#define roipool_avx512_bf16_load(p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+#define roipool_avx512_bf16_store(p, v) \
+    _mm256_storeu_si256((__m256i *)(p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16)))
 
 #endif /* ROIPOOL_X86_DISPATCH */
 #endif /* ROIPOOL_SIMD_OPS_AVX512_H */

@@ -1,11 +1,14 @@
 /* Operation table of the baseline path: 16-byte GCC/clang vector extensions
  * (SSE2 on x86-64, NEON on arm64), plain C that every CPU of the target
  * runs. Names: roipool_base_<type>_<op>; see roi_max.inc.h for the ops.
- * C has no vector "?:", so max and select are written with masks. */
+ * C has no vector "?:", so max and select are written with masks.
+ * float16/bfloat16 (roipool_base_f16_/bf16_): load and store only; they
+ * compute in the float vectors (ROIPOOL_LANES_<type>, common.h). */
 #ifndef ROIPOOL_SIMD_OPS_BASE_H
 #define ROIPOOL_SIMD_OPS_BASE_H
 
 #include "common.h"
+#include "fp16.h"
 
 #if ROIPOOL_VECTOR_EXT
 
@@ -70,6 +73,49 @@ static inline void roipool_base_f64_store(double *p, roipool_base_f64_vt v)
 { *(roipool_base_f64_vu *)p = v; }
 static inline void roipool_base_f64_istore(void *p, roipool_base_f64_it i)
 { memcpy(p, &i, sizeof i); }
+
+/* halves: 4 storage elements <-> one float vector, exact both ways */
+typedef uint16_t roipool_base_u16x4 __attribute__((vector_size(8)));
+typedef uint32_t roipool_base_u32x4 __attribute__((vector_size(16)));
+
+static inline roipool_base_u32x4 roipool_base_widen16(const uint16_t *p)
+{
+    roipool_base_u16x4 h;
+    memcpy(&h, p, sizeof h);
+    return __builtin_convertvector(h, roipool_base_u32x4);
+}
+
+static inline roipool_base_f32_vt roipool_base_bf16_load(const roipool_bf16_t *p)
+{ return (roipool_base_f32_vt)(roipool_base_widen16(p) << 16); }
+
+/* binary16 -> float32 by moving the fields: normal numbers rebias the
+ * exponent, inf/NaN get the float one, zeros/subnormals are m * 2**-24. */
+static inline roipool_base_f32_vt roipool_base_f16_load(const roipool_f16_t *p)
+{
+    const roipool_base_u32x4 h = roipool_base_widen16(p);
+    const roipool_base_u32x4 em = (h & 0x7fffu) << 13;
+    const roipool_base_f32_it e = (roipool_base_f32_it)(em & 0x0f800000u);
+    const roipool_base_f32_it special = e == 0x0f800000, tiny = e == 0;
+    const roipool_base_u32x4 normal = em + (112u << 23) + ((roipool_base_u32x4)special & (112u << 23));
+    const roipool_base_f32_vt sub =
+        __builtin_convertvector((roipool_base_f32_it)(em >> 13), roipool_base_f32_vt) *
+        5.9604644775390625e-08f;
+    const roipool_base_u32x4 mag = ((roipool_base_u32x4)tiny & (roipool_base_u32x4)sub) |
+                                   (~(roipool_base_u32x4)tiny & normal);
+    return (roipool_base_f32_vt)(((h & 0x8000u) << 16) | mag);
+}
+
+static inline void roipool_base_f16_store(roipool_f16_t *p, roipool_base_f32_vt v)
+{
+    int j;
+    for (j = 0; j < roipool_base_f32_lanes; ++j) p[j] = roipool_f16_from_ct(v[j]);
+}
+
+static inline void roipool_base_bf16_store(roipool_bf16_t *p, roipool_base_f32_vt v)
+{
+    roipool_base_u16x4 h = __builtin_convertvector((roipool_base_u32x4)v >> 16, roipool_base_u16x4);
+    memcpy(p, &h, sizeof h);
+}
 
 #endif /* ROIPOOL_VECTOR_EXT */
 #endif /* ROIPOOL_SIMD_OPS_BASE_H */

@@ -6,12 +6,14 @@
  * returns +0.0 for a -0.0/+0.0 tie whatever the order (the first maximum
  * must win) and FMAX (vmaxq) lets a NaN win. So max is FCMGT + BSL on the
  * compare that the argmax select needs anyway (the compiler emits it once):
- * one compare and two selects per vector, against the baseline path's
- * compare and mask arithmetic. */
+ * one compare and two selects per vector. float16/bfloat16: load and store
+ * only, in registers (FCVTL/FCVTN for binary16; 16-bit shifts for
+ * bfloat16), exact both ways; they compute in the float vectors. */
 #ifndef ROIPOOL_SIMD_OPS_NEON_H
 #define ROIPOOL_SIMD_OPS_NEON_H
 
 #include "common.h"
+#include "fp16.h"
 
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
 #define ROIPOOL_NEON 1
@@ -48,6 +50,18 @@ enum { roipool_neon_f64_lanes = 2 };
 #define roipool_neon_f64_sel(i, k, m) vbslq_s64(m, k, i)
 #define roipool_neon_f64_store vst1q_f64
 #define roipool_neon_f64_istore(p, i) vst1q_s64((int64_t *)(p), i)
+
+/* halves: 4 storage elements <-> one float32x4. The kernel stores only
+ * values that came from the storage type (or -inf, 0), never a NaN, so
+ * FCVTN's rounding and NaN quieting never apply. */
+#define roipool_neon_f16_load(p) \
+    vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(p))))
+#define roipool_neon_f16_store(p, v) \
+    vst1_u16((uint16_t *)(p), vreinterpret_u16_f16(vcvt_f16_f32(v)))
+#define roipool_neon_bf16_load(p) \
+    vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(p)), 16))
+#define roipool_neon_bf16_store(p, v) \
+    vst1_u16((uint16_t *)(p), vshrn_n_u32(vreinterpretq_u32_f32(v), 16))
 
 #else
 #define ROIPOOL_NEON 0

@@ -4,17 +4,21 @@
  * after defining
  *   ROIPOOL_ISA       base, avx2 or avx512: selects the operation table
  *                     roipool_<isa>_<type>_<op> of ops_<isa>.h
- *   ROIPOOL_TYPE      f32 or f64 (value type roipool_<type>_t, argmax lanes
- *                     of the same width, roipool_<type>_idx_t)
+ *   ROIPOOL_TYPE      f32, f64, f16 or bf16: storage roipool_<type>_t,
+ *                     compute roipool_<type>_ct, argmax lanes
+ *                     roipool_<type>_idx_t (common.h)
  *   ROIPOOL_ISA_ATTR  the functions' target attribute (empty for base)
  *   ROIPOOL_VECTORS   1 when the ISA has an operation table (0: scalar only)
  *   ROIPOOL_NARROWER  optional: the ISA whose bin max takes the channels left
  *                     when fewer than one vector remain (else a scalar loop)
  * and defines roipool_bin_max_<type>_<isa> and roipool_roi_max_<type>_<isa>.
  *
- * The operations of a table, on vectors of `lanes` channels:
+ * The operations of a table, on vectors of `lanes` channels (a half type
+ * uses its own load/store and the float table, ROIPOOL_LANES_<type>, for
+ * the rest):
  *   vt, it, mt, kt   types: values, argmax lanes, compare mask, index counter
- *   load, store      unaligned value load/store; istore: argmax lanes
+ *   load, store      unaligned load/store of `lanes` storage elements,
+ *                    converted in registers; istore: argmax lanes
  *   set1, kset1      broadcast a value / an index; kinc: index + 1
  *   kcast            counter -> argmax lanes
  *   gt(a, b)         a > b, ordered (false when either is NaN)
@@ -25,12 +29,17 @@
  * maximum in row-major order wins and NaN never wins, so all paths give
  * bit-identical results.
  */
-#define RP_T ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), _t)
-#define RP_IDX ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), _idx_t)
+#define RP_TYPE_(suffix) ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), suffix)
+#define RP_T RP_TYPE_(_t)
+#define RP_CT RP_TYPE_(_ct)
+#define RP_IDX RP_TYPE_(_idx_t)
+#define RP_TO_CT RP_TYPE_(_to_ct)
+#define RP_FROM_CT RP_TYPE_(_from_ct)
 #define RP_SUFFIX ROIPOOL_CAT(ROIPOOL_CAT(_, ROIPOOL_TYPE), ROIPOOL_CAT(_, ROIPOOL_ISA))
 #define RP_FN(name) ROIPOOL_CAT(roipool_##name, RP_SUFFIX)
-#define RP_OPS ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_ISA), ROIPOOL_CAT(_, ROIPOOL_TYPE))
-#define RP_V(op) ROIPOOL_CAT(RP_OPS, _##op)
+#define RP_ISA_OPS_(type) ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_ISA), ROIPOOL_CAT(_, type))
+#define RP_V(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_CAT(ROIPOOL_LANES_, ROIPOOL_TYPE)), _##op)
+#define RP_IO(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_TYPE), _##op)
 
 #if ROIPOOL_VECTORS
 /* One step of a running max over one vector of channels. */
@@ -48,7 +57,7 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
                                                                ptrdiff_t c, RP_T *best,
                                                                int32_t *idx_out, RP_IDX *idx)
 {
-    RP_V(store)(best + c, b);
+    RP_IO(store)(best + c, b);
     if (sizeof(RP_IDX) == sizeof(int32_t))
         RP_V(istore)(idx_out + c, i);
     else
@@ -59,12 +68,13 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
 /* One bin: the max over rows [hs, he) x cols [ws, we) of channels
  * [c, channels), written to best[c:] and idx_out[c:] (argmax h * W + w, -1
  * when no value beats init). init is -FLT_MAX, or -inf for the
- * reduced-precision types (docs/semantics.md, "The rule"). idx: scratch of
+ * reduced-precision types (docs/semantics.md, "The rule"). best is in the
+ * storage type. idx: scratch of
  * the value width, one lane per channel. The block comes by value: its
  * fields stay in registers across the stores to best and idx_out. */
 ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
     const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
-    ptrdiff_t we, RP_T init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
+    ptrdiff_t we, RP_CT init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
     RP_IDX *ROIPOOL_RESTRICT idx)
 {
     const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
@@ -87,10 +97,10 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
                 const RP_T *p = base + h * row_stride + w * col_stride + c;
                 const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_V(load)(p), k, &b0, &i0);
-                RP_FN(step)(RP_V(load)(p + L), k, &b1, &i1);
-                RP_FN(step)(RP_V(load)(p + 2 * L), k, &b2, &i2);
-                RP_FN(step)(RP_V(load)(p + 3 * L), k, &b3, &i3);
+                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0);
+                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1);
+                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2);
+                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3);
             }
         }
         RP_FN(save)(b0, i0, c, best, idx_out, idx);
@@ -106,8 +116,8 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
                 const RP_T *p = base + h * row_stride + w * col_stride + c;
                 const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_V(load)(p), k, &b0, &i0);
-                RP_FN(step)(RP_V(load)(p + L), k, &b1, &i1);
+                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0);
+                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1);
             }
         }
         RP_FN(save)(b0, i0, c, best, idx_out, idx);
@@ -121,7 +131,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
             for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
                 const RP_T *p = base + h * row_stride + w * col_stride + c;
-                RP_FN(step)(RP_V(load)(p), RP_V(kcast)(kv), &b0, &i0);
+                RP_FN(step)(RP_IO(load)(p), RP_V(kcast)(kv), &b0, &i0);
             }
         }
         RP_FN(save)(b0, i0, c, best, idx_out, idx);
@@ -137,14 +147,14 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             blk, c, hs, he, ws, we, init, best, idx_out, idx);
 #else
     for (; c < nc; ++c) {
-        RP_T b = init;
+        RP_CT b = init;
         RP_IDX i = -1;
         for (h = hs; h < he; ++h)
             for (w = ws; w < we; ++w) {
-                const RP_T v = base[h * row_stride + w * col_stride + c];
+                const RP_CT v = RP_TO_CT(base[h * row_stride + w * col_stride + c]);
                 if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
             }
-        best[c] = b;
+        best[c] = RP_FROM_CT(b);
         idx_out[c] = (int32_t)i;
     }
     (void)idx;
@@ -157,7 +167,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
  * of a detector cover a few pixels, where the call cost more than the max. */
 ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
     const roipool_block_t *blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
-    ptrdiff_t k0, ptrdiff_t k1, RP_T init, RP_T *ROIPOOL_RESTRICT res,
+    ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res,
     int32_t *ROIPOOL_RESTRICT ires, RP_IDX *ROIPOOL_RESTRICT idx)
 {
     const roipool_block_t b = *blk;
@@ -170,16 +180,21 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
         RP_T *best = res + (k - k0) * nc;
         int32_t *bin_idx = ires + (k - k0) * nc;
         if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
-            for (j = 0; j < nc; ++j) { best[j] = 0; bin_idx[j] = -1; }
+            for (j = 0; j < nc; ++j) { best[j] = RP_FROM_CT(0); bin_idx[j] = -1; }
         } else {
             RP_FN(bin_max)(b, 0, hs, he, ws, we, init, best, bin_idx, idx);
         }
     }
 }
 
+#undef RP_TYPE_
 #undef RP_T
+#undef RP_CT
 #undef RP_IDX
+#undef RP_TO_CT
+#undef RP_FROM_CT
 #undef RP_SUFFIX
 #undef RP_FN
 #undef RP_V
-#undef RP_OPS
+#undef RP_IO
+#undef RP_ISA_OPS_

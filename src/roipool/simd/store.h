@@ -6,8 +6,9 @@
 #include "common.h"
 
 /* Copy nbins bins x nc channels of `size`-byte elements from src[k * nc + j]
- * to dst[j * ld + k]: 4-byte ones (float values, int32 argmax) and 8-byte
- * ones (float64). The constant size makes each memcpy one load and store. */
+ * to dst[j * ld + k]: 2-byte ones (float16/bfloat16 values), 4-byte ones
+ * (float values, int32 argmax) and 8-byte ones (float64). The constant size
+ * makes each memcpy one load and store. */
 static ROIPOOL_ALWAYS_INLINE void roipool_transpose_elems(const void *ROIPOOL_RESTRICT src,
                                                           ptrdiff_t nc, ptrdiff_t nbins,
                                                           ptrdiff_t ld,
@@ -19,6 +20,12 @@ static ROIPOOL_ALWAYS_INLINE void roipool_transpose_elems(const void *ROIPOOL_RE
     ptrdiff_t j, k;
     for (j = 0; j < nc; ++j)
         for (k = 0; k < nbins; ++k) memcpy(d + (j * ld + k) * size, s + (k * nc + j) * size, size);
+}
+
+static void roipool_transpose16_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
+                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
+{
+    roipool_transpose_elems(src, nc, nbins, ld, dst, 2);
 }
 
 static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
@@ -79,6 +86,49 @@ ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2(const void *ROIPOOL_RES
             _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
         /* bins past the last full tile of these 8 channels */
+        for (j_tail = j; j_tail < j + 8; ++j_tail)
+            for (k_tail = k; k_tail < nbins; ++k_tail)
+                dst[j_tail * ld + k_tail] = src[k_tail * nc + j_tail];
+    }
+    for (; j < nc; ++j)
+        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+}
+
+/* 8 x 8 tiles of 16-bit elements through 128-bit unpacks (three rounds:
+ * 16-, 32- and 64-bit interleaves). */
+ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RESTRICT src_,
+                                                         ptrdiff_t nc, ptrdiff_t nbins,
+                                                         ptrdiff_t ld,
+                                                         void *ROIPOOL_RESTRICT dst_)
+{
+    const uint16_t *src = (const uint16_t *)src_;
+    uint16_t *dst = (uint16_t *)dst_;
+    ptrdiff_t j, k, j_tail, k_tail;
+    for (j = 0; j + 8 <= nc; j += 8) {
+        for (k = 0; k + 8 <= nbins; k += 8) {
+            const uint16_t *s = src + k * nc + j;
+            uint16_t *d = dst + j * ld + k;
+            __m128i r[8], t[8], u[8];
+            int q;
+            for (q = 0; q < 8; ++q) r[q] = _mm_loadu_si128((const __m128i *)(s + q * nc));
+            for (q = 0; q < 4; ++q) {
+                t[2 * q] = _mm_unpacklo_epi16(r[2 * q], r[2 * q + 1]);
+                t[2 * q + 1] = _mm_unpackhi_epi16(r[2 * q], r[2 * q + 1]);
+            }
+            /* t[2q] holds channels 0-3 of rows 2q, 2q+1; t[2q+1] channels 4-7 */
+            for (q = 0; q < 2; ++q) {
+                u[4 * q] = _mm_unpacklo_epi32(t[4 * q], t[4 * q + 2]);
+                u[4 * q + 1] = _mm_unpackhi_epi32(t[4 * q], t[4 * q + 2]);
+                u[4 * q + 2] = _mm_unpacklo_epi32(t[4 * q + 1], t[4 * q + 3]);
+                u[4 * q + 3] = _mm_unpackhi_epi32(t[4 * q + 1], t[4 * q + 3]);
+            }
+            /* u[q] (q < 4) holds channels 2q, 2q+1 of rows 0-3; u[q + 4] of rows 4-7 */
+            for (q = 0; q < 4; ++q) {
+                _mm_storeu_si128((__m128i *)(d + (2 * q) * ld), _mm_unpacklo_epi64(u[q], u[q + 4]));
+                _mm_storeu_si128((__m128i *)(d + (2 * q + 1) * ld),
+                                 _mm_unpackhi_epi64(u[q], u[q + 4]));
+            }
+        }
         for (j_tail = j; j_tail < j + 8; ++j_tail)
             for (k_tail = k; k_tail < nbins; ++k_tail)
                 dst[j_tail * ld + k_tail] = src[k_tail * nc + j_tail];
