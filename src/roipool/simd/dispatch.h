@@ -49,8 +49,8 @@ ROIPOOL_KERNEL_TABLE(avx512, "avx512", roipool_transpose16_avx2, roipool_transpo
                      roipool_stream32_avx2);
 #endif
 #if ROIPOOL_NEON
-/* the kernels only: the baseline's copies already compile to NEON there */
-ROIPOOL_KERNEL_TABLE(neon, "neon", roipool_transpose16_base, roipool_transpose32_base,
+/* no streaming stores: GCC has no non-temporal store intrinsic for arm64 */
+ROIPOOL_KERNEL_TABLE(neon, "neon", roipool_transpose16_neon, roipool_transpose32_neon,
                      roipool_stream32_base);
 #endif
 
