@@ -174,3 +174,35 @@ def test_import_sets_the_block_budget_from_this_machines_l2():
                          timeout=120, check=True).stdout.split()
     assert int(out[1]) == l2
     assert int(out[0]) == roipool._config.block_budget()
+
+
+# Two-pixel bins whose running max meets a signed-zero tie or a NaN:
+# (left, right) -> (result, argmax). "v > b ? v : b" keeps the first of equal
+# values, so -0.0 then +0.0 gives -0.0 (FMAXNM, vmaxnmq, would give +0.0) and
+# a NaN never wins (FMAX, vmaxq, would let it). Both NaN: nothing beats init.
+NAN = float("nan")
+TIES = [((-0.0, 0.0), (-0.0, 0)), ((0.0, -0.0), (0.0, 0)), ((NAN, -0.0), (-0.0, 1)),
+        ((-0.0, NAN), (-0.0, 0)), ((NAN, 0.0), (0.0, 1)), ((NAN, NAN), (None, -1))]
+
+
+@pytest.mark.parametrize("isa", SUPPORTED)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_signed_zero_ties_and_nans_on_every_path(isa, dtype, restore_isa):
+    if dtype == "bfloat16":
+        from helpers import bfloat16
+        if bfloat16 is None:
+            pytest.skip("bfloat16 needs ml_dtypes")
+        dtype = bfloat16
+    C = 37  # 4-, 2- and 1-vector loops and a scalar tail on every path
+    pair = np.array([TIES[c % len(TIES)][0] for c in range(C)])
+    data = pair.astype(dtype).reshape(1, C, 1, 2)
+    rois = np.array([[0, 0, 0, 1, 0]], np.float32)  # one bin: pixels (0, 0), (0, 1)
+    assert roipool.set_isa(isa) == isa
+    out, arg = roipool.roi_pooling(data, rois, (1, 1), 1.0, return_argmax=True)
+    none_ = ref_forward(np.full((1, 1, 1, 2), NAN, dtype), rois, (1, 1), 1.0)[0]  # init
+    want = [TIES[c % len(TIES)][1] for c in range(C)]
+    got_bits = out.reshape(C).view(f"u{out.itemsize}")
+    init_bits = none_.reshape(1).view(f"u{out.itemsize}")[0]
+    for c, (value, index) in enumerate(want):
+        expect = init_bits if value is None else np.array(value, dtype).view(f"u{out.itemsize}")
+        assert got_bits[c] == expect and arg.reshape(C)[c] == index, (c, TIES[c % len(TIES)])
