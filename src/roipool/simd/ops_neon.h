@@ -66,79 +66,70 @@ enum { roipool_neon_f64_lanes = 2 };
 /* Scratch -> out transposes (see store.h): 4 x 4 tiles of 4-byte elements
  * and 8 x 8 tiles of 2-byte ones through TRN1/TRN2 at doubling widths; the
  * baseline's element-by-element copy costs a load and a store per element.
- * The bins and channels past the last full tile go element by element. */
-#define ROIPOOL_NEON_TRANSPOSE_TAIL(TILE)                                          \
-    do {                                                                           \
-        for (jt = j; jt < j + (TILE); ++jt)                                        \
-            for (kt = k; kt < nbins; ++kt) dst[jt * ld + kt] = src[kt * nc + jt];   \
-    } while (0)
-
-static void roipool_transpose32_neon(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
-                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
+ * A tile function transposes one tile from s (row stride nc) to d (ld). */
+static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile32(const uint32_t *s, ptrdiff_t nc,
+                                                      uint32_t *d, ptrdiff_t ld)
 {
-    const uint32_t *src = (const uint32_t *)src_;
-    uint32_t *dst = (uint32_t *)dst_;
-    ptrdiff_t j, k, jt, kt;
-    for (j = 0; j + 4 <= nc; j += 4) {
-        for (k = 0; k + 4 <= nbins; k += 4) {
-            const uint32_t *s = src + k * nc + j;
-            uint32_t *d = dst + j * ld + k;
-            const uint32x4_t r0 = vld1q_u32(s), r1 = vld1q_u32(s + nc);
-            const uint32x4_t r2 = vld1q_u32(s + 2 * nc), r3 = vld1q_u32(s + 3 * nc);
-            /* t0 = channels 0, 2 of rows 0, 1; t1 = channels 1, 3; t2, t3 rows 2, 3 */
-            const uint64x2_t t0 = vreinterpretq_u64_u32(vtrn1q_u32(r0, r1));
-            const uint64x2_t t1 = vreinterpretq_u64_u32(vtrn2q_u32(r0, r1));
-            const uint64x2_t t2 = vreinterpretq_u64_u32(vtrn1q_u32(r2, r3));
-            const uint64x2_t t3 = vreinterpretq_u64_u32(vtrn2q_u32(r2, r3));
-            vst1q_u32(d, vreinterpretq_u32_u64(vtrn1q_u64(t0, t2)));
-            vst1q_u32(d + ld, vreinterpretq_u32_u64(vtrn1q_u64(t1, t3)));
-            vst1q_u32(d + 2 * ld, vreinterpretq_u32_u64(vtrn2q_u64(t0, t2)));
-            vst1q_u32(d + 3 * ld, vreinterpretq_u32_u64(vtrn2q_u64(t1, t3)));
-        }
-        ROIPOOL_NEON_TRANSPOSE_TAIL(4);
-    }
-    for (; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+    const uint32x4_t r0 = vld1q_u32(s), r1 = vld1q_u32(s + nc);
+    const uint32x4_t r2 = vld1q_u32(s + 2 * nc), r3 = vld1q_u32(s + 3 * nc);
+    /* t0 = channels 0, 2 of rows 0, 1; t1 = channels 1, 3; t2, t3 rows 2, 3 */
+    const uint64x2_t t0 = vreinterpretq_u64_u32(vtrn1q_u32(r0, r1));
+    const uint64x2_t t1 = vreinterpretq_u64_u32(vtrn2q_u32(r0, r1));
+    const uint64x2_t t2 = vreinterpretq_u64_u32(vtrn1q_u32(r2, r3));
+    const uint64x2_t t3 = vreinterpretq_u64_u32(vtrn2q_u32(r2, r3));
+    vst1q_u32(d, vreinterpretq_u32_u64(vtrn1q_u64(t0, t2)));
+    vst1q_u32(d + ld, vreinterpretq_u32_u64(vtrn1q_u64(t1, t3)));
+    vst1q_u32(d + 2 * ld, vreinterpretq_u32_u64(vtrn2q_u64(t0, t2)));
+    vst1q_u32(d + 3 * ld, vreinterpretq_u32_u64(vtrn2q_u64(t1, t3)));
 }
 
-static void roipool_transpose16_neon(const void *ROIPOOL_RESTRICT src_, ptrdiff_t nc,
-                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
+static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile16(const uint16_t *s, ptrdiff_t nc,
+                                                      uint16_t *d, ptrdiff_t ld)
 {
-    const uint16_t *src = (const uint16_t *)src_;
-    uint16_t *dst = (uint16_t *)dst_;
-    ptrdiff_t j, k, jt, kt;
-    for (j = 0; j + 8 <= nc; j += 8) {
-        for (k = 0; k + 8 <= nbins; k += 8) {
-            const uint16_t *s = src + k * nc + j;
-            uint16_t *d = dst + j * ld + k;
-            uint16x8_t r[8];
-            uint32x4_t t[8];
-            uint64x2_t u[8];
-            int q;
-            for (q = 0; q < 8; ++q) r[q] = vld1q_u16(s + q * nc);
-            /* t[2q]: even channels of rows 2q, 2q+1 paired; t[2q+1]: odd ones */
-            for (q = 0; q < 4; ++q) {
-                t[2 * q] = vreinterpretq_u32_u16(vtrn1q_u16(r[2 * q], r[2 * q + 1]));
-                t[2 * q + 1] = vreinterpretq_u32_u16(vtrn2q_u16(r[2 * q], r[2 * q + 1]));
-            }
-            /* u[4h + c]: channels c, c + 4 (c < 4) of rows 4h .. 4h + 3 */
-            for (q = 0; q < 2; ++q) {
-                u[4 * q] = vreinterpretq_u64_u32(vtrn1q_u32(t[4 * q], t[4 * q + 2]));
-                u[4 * q + 1] = vreinterpretq_u64_u32(vtrn1q_u32(t[4 * q + 1], t[4 * q + 3]));
-                u[4 * q + 2] = vreinterpretq_u64_u32(vtrn2q_u32(t[4 * q], t[4 * q + 2]));
-                u[4 * q + 3] = vreinterpretq_u64_u32(vtrn2q_u32(t[4 * q + 1], t[4 * q + 3]));
-            }
-            for (q = 0; q < 4; ++q) {
-                vst1q_u16(d + q * ld, vreinterpretq_u16_u64(vtrn1q_u64(u[q], u[q + 4])));
-                vst1q_u16(d + (q + 4) * ld, vreinterpretq_u16_u64(vtrn2q_u64(u[q], u[q + 4])));
-            }
-        }
-        ROIPOOL_NEON_TRANSPOSE_TAIL(8);
+    uint16x8_t r[8];
+    uint32x4_t t[8];
+    uint64x2_t u[8];
+    int q;
+    for (q = 0; q < 8; ++q) r[q] = vld1q_u16(s + q * nc);
+    /* t[2q]: even channels of rows 2q, 2q+1 paired; t[2q+1]: odd ones */
+    for (q = 0; q < 4; ++q) {
+        t[2 * q] = vreinterpretq_u32_u16(vtrn1q_u16(r[2 * q], r[2 * q + 1]));
+        t[2 * q + 1] = vreinterpretq_u32_u16(vtrn2q_u16(r[2 * q], r[2 * q + 1]));
     }
-    for (; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+    /* u[4h + c]: channels c, c + 4 (c < 4) of rows 4h .. 4h + 3 */
+    for (q = 0; q < 2; ++q) {
+        u[4 * q] = vreinterpretq_u64_u32(vtrn1q_u32(t[4 * q], t[4 * q + 2]));
+        u[4 * q + 1] = vreinterpretq_u64_u32(vtrn1q_u32(t[4 * q + 1], t[4 * q + 3]));
+        u[4 * q + 2] = vreinterpretq_u64_u32(vtrn2q_u32(t[4 * q], t[4 * q + 2]));
+        u[4 * q + 3] = vreinterpretq_u64_u32(vtrn2q_u32(t[4 * q + 1], t[4 * q + 3]));
+    }
+    for (q = 0; q < 4; ++q) {
+        vst1q_u16(d + q * ld, vreinterpretq_u16_u64(vtrn1q_u64(u[q], u[q + 4])));
+        vst1q_u16(d + (q + 4) * ld, vreinterpretq_u16_u64(vtrn2q_u64(u[q], u[q + 4])));
+    }
 }
-#undef ROIPOOL_NEON_TRANSPOSE_TAIL
+
+/* Full tiles by TILE, the bins and channels past them element by element. */
+#define ROIPOOL_NEON_TRANSPOSE(bits, TILE)                                              \
+    static void roipool_transpose##bits##_neon(const void *ROIPOOL_RESTRICT src_,         \
+                                               ptrdiff_t nc, ptrdiff_t nbins, ptrdiff_t ld, \
+                                               void *ROIPOOL_RESTRICT dst_)               \
+    {                                                                                   \
+        const uint##bits##_t *src = (const uint##bits##_t *)src_;                       \
+        uint##bits##_t *dst = (uint##bits##_t *)dst_;                                   \
+        ptrdiff_t j, k, jt, kt;                                                         \
+        for (j = 0; j + TILE <= nc; j += TILE) {                                        \
+            for (k = 0; k + TILE <= nbins; k += TILE)                                   \
+                roipool_neon_tile##bits(src + k * nc + j, nc, dst + j * ld + k, ld);    \
+            for (jt = j; jt < j + TILE; ++jt)                                           \
+                for (kt = k; kt < nbins; ++kt) dst[jt * ld + kt] = src[kt * nc + jt];   \
+        }                                                                               \
+        for (; j < nc; ++j)                                                             \
+            for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];              \
+    }
+ROIPOOL_NEON_TRANSPOSE(32, 4)
+ROIPOOL_NEON_TRANSPOSE(16, 8)
+#undef ROIPOOL_NEON_TRANSPOSE
 
 #else
 #define ROIPOOL_NEON 0
