@@ -77,6 +77,16 @@ static inline float roipool_round_bf16(float f)
     return roipool_bits_f32(u & 0xffff0000u);
 }
 
+/* a + b, where a NaN a wins over a NaN b: the add of the backward for the
+ * halves, whose operand order (x86 propagates the first NaN) the compiler
+ * may swap once b is converted from its 16 bits. a + a is a, quieted. */
+static inline float roipool_add_nan_first(float a, float b)
+{
+    float s = a + b;
+    if (s != s && a != a) s = a + a;
+    return s;
+}
+
 static inline float roipool_f32_to_ct(float x) { return x; }
 static inline float roipool_f32_from_ct(float x) { return x; }
 static inline double roipool_f64_to_ct(double x) { return x; }
