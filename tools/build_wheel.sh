@@ -5,6 +5,7 @@
 #
 #   tools/build_wheel.sh                       # sdist + wheel for python3
 #   PYTHON=python3.12 tools/build_wheel.sh     # the wheel for another CPython
+#   tools/build_wheel.sh --python 3.13         # the same, by version (see below)
 #   tools/build_wheel.sh --repair WHEEL DIR    # the repair step alone (cibuildwheel's
 #                                              # repair-wheel-command)
 #   tools/build_wheel.sh --arch aarch64        # the aarch64 wheel, on an x86_64 host
@@ -63,6 +64,31 @@ OMP_DONOR="scikit-learn==1.9.1"
 
 die() { echo "build_wheel.sh: ERROR: $*" >&2; exit 1; }
 say() { echo "== $*"; }
+
+# --- --python X.Y: which CPython builds (3.11, python3, is the default) --------
+# Taken out of the arguments here, before the modes below. X.Y is the newest
+# pyenv install of that version ($(pyenv root)/versions/X.Y.*, not a
+# free-threaded "t" build), else pythonX.Y on PATH; it overrides PYTHON.
+ARGS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --python) [ $# -ge 2 ] || die "--python needs a version, e.g. --python 3.13"
+                  PY_VERSION=$2; shift 2 ;;
+        --python=*) PY_VERSION=${1#--python=}; shift ;;
+        *) ARGS+=("$1"); shift ;;
+    esac
+done
+set -- "${ARGS[@]}"
+if [ -n "${PY_VERSION:-}" ]; then
+    [[ $PY_VERSION =~ ^3\.[0-9]+$ ]] || die "--python $PY_VERSION: expected a version like 3.13"
+    PYENV_ROOT_DIR=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+    PY=$(ls -d "$PYENV_ROOT_DIR"/versions/"$PY_VERSION".*/bin/python3 2>/dev/null \
+        | grep -v 't/bin/python3$' | sort -V | tail -n 1 || true)
+    PY=${PY:-python$PY_VERSION}
+    "$PY" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$PY_VERSION'.split('.'))))" \
+        2>/dev/null || die "--python $PY_VERSION: no such CPython ($PY; pyenv root $PYENV_ROOT_DIR)"
+    echo "== --python $PY_VERSION: $PY"
+fi
 
 # --- --arch (own block): pulled out of the arguments before the others ---------
 TARGET_ARCH=$ARCH
