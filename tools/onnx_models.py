@@ -108,7 +108,7 @@ def chained(scale=0.5):
     the map into 6x6 cells per ROI, the second pools ROIs of those."""
     nodes = [helper.make_node("Relu", ["X"], ["xr"]),
              _pool("xr", "rois", "y1", (6, 6), scale),
-             helper.make_node("Neg", ["y1"], ["y1n"]),
+             helper.make_node("Exp", ["y1"], ["y1n"]),  # no -0.0: roipool keeps it
              _pool("y1n", "rois2", "y2", (2, 2), 1.0),
              helper.make_node("Abs", ["y2"], ["Y"])]
     return _model(nodes, [_t("X", F, ["N", "C", "H", "W"]), _t("rois", F, ["K", 5]),

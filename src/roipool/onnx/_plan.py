@@ -42,11 +42,9 @@ class Part:
 
 
 class Plan:
-    def __init__(self, model, parts, pools, values, consts):
-        self.model = model
+    def __init__(self, parts, pools, consts):
         self.parts = parts  # list of Part, in run order (empty parts left out)
-        self.pools = pools  # list of Pool
-        self.values = values  # name -> inferred ValueInfoProto
+        self.pools = pools  # list of Pool, in graph order
         self.consts = consts  # initializer name -> ndarray (those pools read)
 
 
@@ -232,7 +230,7 @@ def plan(model):
         for v in p.node.input:
             if v in inits and v not in consts:
                 consts[v] = _initializer_array(g, v)
-    return Plan(model, parts, [pools[i] for i in order if i in pools], values, consts)
+    return Plan(parts, [pools[i] for i in order if i in pools], consts)
 
 
 def _initializer_array(g, name):

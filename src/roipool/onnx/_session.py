@@ -25,17 +25,21 @@ _ORT_ERROR = "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "
 
 
 class NodeArg:
-    """A graph input or output ONNX Runtime's sessions do not describe (one a
-    pool makes, or one no part reads): name, type and shape written as
-    onnxruntime.NodeArg writes them."""
+    """A graph input or output no ONNX Runtime session of the parts describes
+    (one a pool makes, or one only pools read): name, type and shape written
+    as onnxruntime.NodeArg writes them."""
 
-    def __init__(self, info):
-        self.name = info.name
+    def __init__(self, name, type, shape):
+        self.name, self.type, self.shape = name, type, shape
+
+    @classmethod
+    def declared(cls, info):
         t = info.type.tensor_type
-        self.type = f"tensor({onnx.TensorProto.DataType.Name(t.elem_type).lower()})"
-        self.shape = [d.dim_value if d.HasField("dim_value") else
-                      d.dim_param if d.HasField("dim_param") else None
-                      for d in t.shape.dim] if t.HasField("shape") else []
+        shape = [d.dim_value if d.HasField("dim_value") else
+                 d.dim_param if d.HasField("dim_param") else None
+                 for d in t.shape.dim] if t.HasField("shape") else []
+        return cls(info.name, f"tensor({onnx.TensorProto.DataType.Name(t.elem_type).lower()})",
+                   shape)
 
     def __repr__(self):
         return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
@@ -130,11 +134,14 @@ class InferenceSession:
         for part, sess in self._parts:
             for a in sess.get_inputs() + sess.get_outputs():
                 known.setdefault(a.name, a)
-        for p in plan.pools:
-            known.setdefault(p.out, NodeArg(plan.values.get(p.out, _declared(g, p.out))))
-        self._inputs = [known.get(v.name) or NodeArg(v) for v in g.input if v.name not in inits]
-        self._outputs = [known.get(v.name) or NodeArg(v) for v in g.output]
-        self._overridable = [known.get(v.name) or NodeArg(v) for v in g.input if v.name in inits]
+        for v in g.input:
+            known.setdefault(v.name, NodeArg.declared(v))
+        for p in plan.pools:  # ONNX's shape rule: [rois' rows, X's channels, PH, PW]
+            dims = [_dim(known.get(p.rois), 0), _dim(known.get(p.x), 1), *p.pooled]
+            known.setdefault(p.out, NodeArg(p.out, "tensor(float)", dims))
+        self._inputs = [known[v.name] for v in g.input if v.name not in inits]
+        self._outputs = [known.get(v.name) or NodeArg.declared(v) for v in g.output]
+        self._overridable = [known[v.name] for v in g.input if v.name in inits]
         self._required = [a.name for a in self._inputs if not a.type.startswith("optional")]
         self._input_names = {v.name for v in g.input}
         self._output_names = [v.name for v in g.output]
@@ -278,8 +285,5 @@ def _ort_answers(x):
     return bool(np.isnan(x.max())) or int(x.view(np.int32).min()) == NEG_ZERO_BITS
 
 
-def _declared(g, name):
-    for v in list(g.output) + list(g.value_info):
-        if v.name == name:
-            return v
-    return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+def _dim(arg, i):
+    return arg.shape[i] if arg is not None and len(arg.shape) > i else None

@@ -1,0 +1,180 @@
+"""ONNX models with MaxRoiPool: plain ONNX Runtime against roipool.onnx.InferenceSession.
+
+    python bench/bench_onnx.py [--repeat 9] [--threads 1,2] [--out bench/results/onnx_latest.md]
+
+Models (tools/onnx_models.py), data and ROIs from roipool._workloads.make:
+
+* pool only: one MaxRoiPool node, on vgg16-frcnn-300 and vgg16-frcnn;
+* head: a Fast R-CNN head on the vgg16-frcnn-300 map (Conv 3x3 512->512 + Relu,
+  MaxRoiPool 7x7, Flatten, Gemm 25088->256 + Relu, Gemm 256->21), end to end.
+
+Per model and thread count (``intra_op_num_threads``; roipool follows it),
+plain ORT and roipool.onnx with ORT's intra-op spinning off (the default) and
+on are timed round robin in one process; each row is the median of
+``--repeat`` samples. The cut's cost is what a roipool.onnx call takes beyond
+its pieces timed alone (the parts' ORT sessions and roipool.roi_pooling on the
+same arrays), as a share of the pool's own time. Every output is checked
+bit-equal to plain ORT's before timing.
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+import roipool
+import roipool.onnx as ro
+from roipool import _workloads
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import onnx_models  # noqa: E402
+
+CPU = ["CPUExecutionProvider"]
+HEAD_WORKLOAD = "vgg16-frcnn-300"
+
+
+def options(threads, spinning):
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    return o
+
+
+def models():
+    """(name, model bytes, feed)"""
+    out = []
+    for w in ("vgg16-frcnn-300", "vgg16-frcnn"):
+        data, rois, pooled, scale = _workloads.make(w)
+        out.append((f"pool only, {w}", onnx_models.pool_only(pooled, scale),
+                    {"X": data, "rois": rois}))
+    data, rois, pooled, scale = _workloads.make(HEAD_WORKLOAD)
+    head = onnx_models.head(c_in=data.shape[1], c=data.shape[1], pooled=pooled, scale=scale,
+                            hidden=256, classes=21)
+    out.append((f"head, {HEAD_WORKLOAD}", head, {"image": data, "rois": rois}))
+    return out
+
+
+def check(plain, ours, feed):
+    for a, b in zip(plain.run(None, feed), ours.run(None, feed)):
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            sys.exit("FAIL: roipool.onnx differs from plain ONNX Runtime")
+
+
+def pieces(sess, feed):
+    """One call of `sess` by hand: each part's run and each pool, timed alone
+    (seconds: parts, pools)."""
+    env = dict(feed)
+    t_parts = t_pools = 0.0
+    for step in sess._schedule(tuple(sess._output_names)):
+        t0 = time.perf_counter()
+        if step[0] == "part":
+            _, s, fin, fetch = step
+            env.update(zip(fetch, s.run(fetch, {v: env[v] for v in fin})))
+            t_parts += time.perf_counter() - t0
+        else:
+            p = step[1]
+            env[p.out] = roipool.roi_pooling(env[p.x], env[p.rois], p.pooled, p.scale,
+                                             num_threads=sess._threads())
+            t_pools += time.perf_counter() - t0
+    return t_parts, t_pools
+
+
+def bench(name, model, feed, threads, repeat):
+    plain = ort.InferenceSession(model, options(threads, "1"), CPU)
+    contestants = {
+        "plain ORT": lambda: plain.run(None, feed),
+    }
+    ours = {}
+    for spin in ("0", "1"):
+        ours[spin] = ro.InferenceSession(model, options(threads, spin), CPU)
+        check(plain, ours[spin], feed)
+        contestants[f"roipool.onnx spin={spin}"] = (lambda s: lambda: s.run(None, feed))(ours[spin])
+    contestants["pieces"] = lambda: pieces(ours["0"], feed)
+    samples = {k: [] for k in contestants}
+    split = []
+    for fn in contestants.values():
+        fn()
+    for r in range(repeat):
+        keys = list(contestants)
+        keys = keys[r % len(keys):] + keys[:r % len(keys)]
+        for k in keys:
+            t0 = time.perf_counter()
+            res = contestants[k]()
+            samples[k].append(time.perf_counter() - t0)
+            if k == "pieces":
+                split.append(res)
+    med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+    parts = statistics.median(s[0] for s in split) * 1e3
+    pools = statistics.median(s[1] for s in split) * 1e3
+    cut = med["roipool.onnx spin=0"] - parts - pools
+    return med, parts, pools, cut
+
+
+def cpu_name():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "onnx_latest.md"))
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    load0 = os.getloadavg()
+    rows = []
+    for name, model, feed in models():
+        for t in threads:
+            med, parts, pools, cut = bench(name, model, feed, t, args.repeat)
+            row = (f"| {name} | {t} | {med['plain ORT']:.2f} | {med['roipool.onnx spin=0']:.2f} "
+                   f"| {med['plain ORT'] / med['roipool.onnx spin=0']:.1f}x "
+                   f"| {med['roipool.onnx spin=1']:.2f} | {parts:.2f} | {pools:.2f} "
+                   f"| {cut:+.2f} ({100 * cut / pools:+.0f}%) |")
+            print(row, flush=True)
+            rows.append(row)
+    load1 = os.getloadavg()
+    git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = "\n".join([
+        "# ONNX models with MaxRoiPool: plain ONNX Runtime vs roipool.onnx.InferenceSession",
+        "",
+        f"Run {now} with `python bench/bench_onnx.py --repeat {args.repeat} --threads "
+        f"{args.threads}` (git {git}); roipool {roipool.__version__}, onnxruntime "
+        f"{ort.__version__}, Python {platform.python_version()}, CPU {cpu_name()}, "
+        f"{len(os.sched_getaffinity(0))} usable cores. Load average before/after: "
+        f"{' '.join(f'{x:.2f}' for x in load0)} / {' '.join(f'{x:.2f}' for x in load1)} "
+        "(a shared machine: the contestants alternate in one process).",
+        "",
+        "Medians in ms. Threads: `intra_op_num_threads` of every session; roipool's pools "
+        "follow it. Outputs were checked bit-equal to plain ORT first. spin: ORT's "
+        "`session.intra_op.allow_spinning` (roipool.onnx's default is 0). parts / pool: "
+        "the same call's ORT sessions and roipool.roi_pooling timed alone; cut: what the "
+        "call takes beyond them (feeds, the NaN/-0.0 check, Python), and its share of "
+        "the pool's time.",
+        "",
+        "| model | threads | plain ORT | roipool.onnx | speed-up | roipool.onnx, spin=1 "
+        "| parts | pool | cut (share of pool) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows, ""])
+    if not args.no_write:
+        with open(args.out, "w") as f:
+            f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
