@@ -35,6 +35,8 @@ from roipool import _workloads
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import onnx_models  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from roipool_bench import timing  # noqa: E402
 
 CPU = ["CPUExecutionProvider"]
 HEAD_WORKLOAD = "vgg16-frcnn-300"
@@ -86,35 +88,23 @@ def pieces(sess, feed):
     return t_parts, t_pools
 
 
-def bench(name, model, feed, threads, repeat):
-    plain = ort.InferenceSession(model, options(threads, "1"), CPU)
-    contestants = {
-        "plain ORT": lambda: plain.run(None, feed),
-    }
-    ours = {}
-    for spin in ("0", "1"):
-        ours[spin] = ro.InferenceSession(model, options(threads, spin), CPU)
-        check(plain, ours[spin], feed)
-        contestants[f"roipool.onnx spin={spin}"] = (lambda s: lambda: s.run(None, feed))(ours[spin])
-    contestants["pieces"] = lambda: pieces(ours["0"], feed)
-    samples = {k: [] for k in contestants}
+def bench(model, feed, threads, repeat):
+    plain = ort.InferenceSession(model, options(threads, "1"), CPU)  # ORT's default: spin
+    ours = {spin: ro.InferenceSession(model, options(threads, spin), CPU) for spin in "01"}
+    for s in ours.values():
+        check(plain, s, feed)
     split = []
-    for fn in contestants.values():
-        fn()
-    for r in range(repeat):
-        keys = list(contestants)
-        keys = keys[r % len(keys):] + keys[:r % len(keys)]
-        for k in keys:
-            t0 = time.perf_counter()
-            res = contestants[k]()
-            samples[k].append(time.perf_counter() - t0)
-            if k == "pieces":
-                split.append(res)
-    med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+    contestants = [
+        timing.Contestant("plain", lambda: plain.run(None, feed), 1, repeat),
+        timing.Contestant("spin0", lambda: ours["0"].run(None, feed), 1, repeat),
+        timing.Contestant("spin1", lambda: ours["1"].run(None, feed), 1, repeat),
+        timing.Contestant("pieces", lambda: split.append(pieces(ours["0"], feed)), 1, repeat),
+    ]
+    samples, _ = timing.round_robin(contestants)
+    med = {k: timing.med_ms(v) for k, v in samples.items()}
     parts = statistics.median(s[0] for s in split) * 1e3
     pools = statistics.median(s[1] for s in split) * 1e3
-    cut = med["roipool.onnx spin=0"] - parts - pools
-    return med, parts, pools, cut
+    return med, parts, pools, med["spin0"] - parts - pools
 
 
 def cpu_name():
@@ -132,17 +122,23 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "onnx_latest.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                    help="before each model, wait until other processes use < 0.25 cores")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     load0 = os.getloadavg()
     rows = []
+    deadline = time.perf_counter() + args.wait_quiet
     for name, model, feed in models():
         for t in threads:
-            med, parts, pools, cut = bench(name, model, feed, t, args.repeat)
-            row = (f"| {name} | {t} | {med['plain ORT']:.2f} | {med['roipool.onnx spin=0']:.2f} "
-                   f"| {med['plain ORT'] / med['roipool.onnx spin=0']:.1f}x "
-                   f"| {med['roipool.onnx spin=1']:.2f} | {parts:.2f} | {pools:.2f} "
-                   f"| {cut:+.2f} ({100 * cut / pools:+.0f}%) |")
+            timing.wait_quiet(deadline, print)
+            load = timing.OtherLoad()
+            med, parts, pools, cut = bench(model, feed, t, args.repeat)
+            other = load.cores()
+            row = (f"| {name} | {t} | {med['plain']:.2f} | {med['spin0']:.2f} "
+                   f"| {med['plain'] / med['spin0']:.1f}x | {med['spin1']:.2f} "
+                   f"| {parts:.2f} | {pools:.2f} | {cut:+.2f} ({100 * cut / pools:+.0f}%) "
+                   f"| {other if other is None else round(other, 2)} |")
             print(row, flush=True)
             rows.append(row)
     load1 = os.getloadavg()
@@ -152,8 +148,7 @@ def main():
     text = "\n".join([
         "# ONNX models with MaxRoiPool: plain ONNX Runtime vs roipool.onnx.InferenceSession",
         "",
-        f"Run {now} with `python bench/bench_onnx.py --repeat {args.repeat} --threads "
-        f"{args.threads}` (git {git}); roipool {roipool.__version__}, onnxruntime "
+        f"Run {now} with `python bench/bench_onnx.py {' '.join(sys.argv[1:])}` (git {git}); roipool {roipool.__version__}, onnxruntime "
         f"{ort.__version__}, Python {platform.python_version()}, CPU {cpu_name()}, "
         f"{len(os.sched_getaffinity(0))} usable cores. Load average before/after: "
         f"{' '.join(f'{x:.2f}' for x in load0)} / {' '.join(f'{x:.2f}' for x in load1)} "
@@ -164,11 +159,12 @@ def main():
         "`session.intra_op.allow_spinning` (roipool.onnx's default is 0). parts / pool: "
         "the same call's ORT sessions and roipool.roi_pooling timed alone; cut: what the "
         "call takes beyond them (feeds, the NaN/-0.0 check, Python), and its share of "
-        "the pool's time.",
+        "the pool's time (noise can make it negative). other load: cores other processes "
+        "used while the row was measured.",
         "",
         "| model | threads | plain ORT | roipool.onnx | speed-up | roipool.onnx, spin=1 "
-        "| parts | pool | cut (share of pool) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| parts | pool | cut (share of pool) | other load (cores) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows, ""])
     if not args.no_write:
         with open(args.out, "w") as f:
