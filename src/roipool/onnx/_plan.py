@@ -272,7 +272,11 @@ def _part_model(model, k, members, reads, outs, values, inits, graph_inputs):
     part = onnx.ModelProto()
     part.CopyFrom(model)
     part.graph.CopyFrom(graph)
-    return Part(k, part.SerializeToString(), [v.name for v in inputs], [v.name for v in outputs])
+    try:
+        data = part.SerializeToString()
+    except ValueError:  # over protobuf's 2 GB: the whole model goes to ONNX Runtime
+        return None
+    return Part(k, data, [v.name for v in inputs], [v.name for v in outputs])
 
 
 def pool_model(model, pool):

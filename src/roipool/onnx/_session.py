@@ -114,6 +114,8 @@ class InferenceSession:
         self._parts = [(p, ort.InferenceSession(p.model_bytes, options, providers,
                                                 provider_options, **kwargs))
                        for p in plan.parts]
+        for part in plan.parts:
+            part.model_bytes = None  # ONNX Runtime holds its own copy
         self._pools = plan.pools
         self._steps = []  # ("part", Part, session) and ("pool", Pool), in run order
         for k in range(max(p.cut for p in plan.pools) + 2):
