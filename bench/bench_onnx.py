@@ -10,10 +10,10 @@ Models (tools/onnx_models.py), data and ROIs from roipool._workloads.make:
 
 Per model and thread count (``intra_op_num_threads``; roipool follows it),
 plain ORT and roipool.onnx with ORT's intra-op spinning off (the default) and
-on are timed round robin in one process; each row is the median of
-``--repeat`` samples. The cut's cost is what a roipool.onnx call takes beyond
-its pieces timed alone (the parts' ORT sessions and roipool.roi_pooling on the
-same arrays), as a share of the pool's own time. Every output is checked
+on are timed round robin in one process (bench/roipool_bench/timing.py); each
+row is the median of ``--repeat`` samples. The cut's cost is the time a
+roipool.onnx call spends outside its parts' ORT sessions and its roipool calls
+(timed inside one call), as a share of the pool's own time. Every output is checked
 bit-equal to plain ORT's before timing.
 """
 import argparse
@@ -69,23 +69,36 @@ def check(plain, ours, feed):
             sys.exit("FAIL: roipool.onnx differs from plain ONNX Runtime")
 
 
-def pieces(sess, feed):
-    """One call of `sess` by hand: each part's run and each pool, timed alone
-    (seconds: parts, pools)."""
-    env = dict(feed)
-    t_parts = t_pools = 0.0
-    for step in sess._schedule(tuple(sess._output_names)):
-        t0 = time.perf_counter()
-        if step[0] == "part":
-            _, s, fin, fetch = step
-            env.update(zip(fetch, s.run(fetch, {v: env[v] for v in fin})))
-            t_parts += time.perf_counter() - t0
-        else:
-            p = step[1]
-            env[p.out] = roipool.roi_pooling(env[p.x], env[p.rois], p.pooled, p.scale,
-                                             num_threads=sess._threads())
-            t_pools += time.perf_counter() - t0
-    return t_parts, t_pools
+class Timed:
+    """roipool.onnx session whose part sessions and roipool calls record their
+    time, so one real call splits into parts + pools + the rest (the cut)."""
+
+    def __init__(self, model, threads):
+        self.sess = ro.InferenceSession(model, options(threads, "0"), CPU)
+        self.parts = self.pools = 0.0
+        self.calls = []  # (total, parts, pools) per call
+        for _, s in self.sess._parts:
+            s.run = self._timed(s.run, "parts")
+        self.real_pool = roipool.roi_pooling
+
+    def _timed(self, fn, what):
+        def run(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                setattr(self, what, getattr(self, what) + time.perf_counter() - t0)
+        return run
+
+    def __call__(self, feed):
+        self.parts = self.pools = 0.0
+        roipool.roi_pooling = self._timed(self.real_pool, "pools")
+        try:
+            t0 = time.perf_counter()
+            self.sess.run(None, feed)
+            self.calls.append((time.perf_counter() - t0, self.parts, self.pools))
+        finally:
+            roipool.roi_pooling = self.real_pool
 
 
 def bench(model, feed, threads, repeat):
@@ -93,18 +106,19 @@ def bench(model, feed, threads, repeat):
     ours = {spin: ro.InferenceSession(model, options(threads, spin), CPU) for spin in "01"}
     for s in ours.values():
         check(plain, s, feed)
-    split = []
+    timed = Timed(model, threads)
     contestants = [
         timing.Contestant("plain", lambda: plain.run(None, feed), 1, repeat),
         timing.Contestant("spin0", lambda: ours["0"].run(None, feed), 1, repeat),
         timing.Contestant("spin1", lambda: ours["1"].run(None, feed), 1, repeat),
-        timing.Contestant("pieces", lambda: split.append(pieces(ours["0"], feed)), 1, repeat),
+        timing.Contestant("timed", lambda: timed(feed), 1, repeat),
     ]
     samples, _ = timing.round_robin(contestants)
     med = {k: timing.med_ms(v) for k, v in samples.items()}
-    parts = statistics.median(s[0] for s in split) * 1e3
-    pools = statistics.median(s[1] for s in split) * 1e3
-    return med, parts, pools, med["spin0"] - parts - pools
+    calls = np.array(timed.calls) * 1e3
+    parts, pools = np.median(calls[:, 1]), np.median(calls[:, 2])
+    cut = np.median(calls[:, 0] - calls[:, 1] - calls[:, 2])
+    return med, parts, pools, cut
 
 
 def cpu_name():
@@ -157,9 +171,9 @@ def main():
         "Medians in ms. Threads: `intra_op_num_threads` of every session; roipool's pools "
         "follow it. Outputs were checked bit-equal to plain ORT first. spin: ORT's "
         "`session.intra_op.allow_spinning` (roipool.onnx's default is 0). parts / pool: "
-        "the same call's ORT sessions and roipool.roi_pooling timed alone; cut: what the "
-        "call takes beyond them (feeds, the NaN/-0.0 check, Python), and its share of "
-        "the pool's time (noise can make it negative). other load: cores other processes "
+        "time inside the parts' ORT sessions and inside roipool.roi_pooling during a "
+        "call; cut: the rest of that call (feeds, the NaN/-0.0 check, Python; median "
+        "over calls), and its share of the pool's time. other load: cores other processes "
         "used while the row was measured.",
         "",
         "| model | threads | plain ORT | roipool.onnx | speed-up | roipool.onnx, spin=1 "
