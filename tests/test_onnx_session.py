@@ -311,3 +311,14 @@ def test_python_threads_share_one_session():
     assert not any(t.is_alive() for t in threads), "a thread hung"
     if errors:
         raise errors[0]
+
+
+def test_rois_from_an_overridable_initializer(pool_calls):
+    plain, ours = sessions(M.const_rois())
+    for get in ("get_inputs", "get_overridable_initializers"):
+        assert [(a.name, a.type, a.shape) for a in getattr(ours, get)()] == \
+            [(a.name, a.type, a.shape) for a in getattr(plain, get)()]
+    feeds = _pool_feeds(0.5)
+    for feed in ({"X": feeds[0]["X"]}, feeds[2]):
+        assert_same(plain.run(None, feed), ours.run(None, feed))
+    assert len(pool_calls) == 2
