@@ -162,7 +162,8 @@ def main():
     text = "\n".join([
         "# ONNX models with MaxRoiPool: plain ONNX Runtime vs roipool.onnx.InferenceSession",
         "",
-        f"Run {now} with `python bench/bench_onnx.py {' '.join(sys.argv[1:])}` (git {git}); roipool {roipool.__version__}, onnxruntime "
+        f"Run {now} with `python bench/bench_onnx.py {' '.join(sys.argv[1:])}` (git {git}); "
+        f"roipool {roipool.__version__}, onnxruntime "
         f"{ort.__version__}, Python {platform.python_version()}, CPU {cpu_name()}, "
         f"{len(os.sched_getaffinity(0))} usable cores. Load average before/after: "
         f"{' '.join(f'{x:.2f}' for x in load0)} / {' '.join(f'{x:.2f}' for x in load1)} "

@@ -99,7 +99,8 @@ class InferenceSession:
             model = None  # ONNX Runtime gives its own error, or reads what onnx cannot
         options = sess_options if sess_options is not None else ort.SessionOptions()
         plan = None
-        if model is not None and _cpu_only(providers) and _config(options, DENORMAL_AS_ZERO) != "1":
+        if (model is not None and _cpu_only(providers)
+                and _config(options, DENORMAL_AS_ZERO) != "1"):
             plan = _plan.plan(model)
         if plan is None:
             self._plain = ort.InferenceSession(path_or_bytes, sess_options, providers,
@@ -148,39 +149,35 @@ class InferenceSession:
         self._input_names = {v.name for v in g.input}
         self._output_names = [v.name for v in g.output]
         self._declared = {v.name: v for v in g.input}
-        self._made_by = {}
-        for i, (part, _) in enumerate(self._parts):
-            for o in part.outputs:
-                self._made_by.setdefault(o, ("part", i))
-        for p in self._pools:
-            self._made_by[p.out] = ("pool", p)
+        self._made = {o for part, _ in self._parts for o in part.outputs}
+        self._made.update(p.out for p in self._pools)
         # A pool reading a graph input directly: the checks ONNX Runtime's
         # session would make on it, since no session sees it.
         read = {v for part, _ in self._parts for v in part.inputs}
-        self._pool_fed = [v for p in self._pools for v in (p.x, p.rois)
-                          if v in self._declared and v not in read]
+        self._pool_fed = {v for p in self._pools for v in (p.x, p.rois)
+                          if v in self._declared and v not in read}
 
     # -- onnxruntime.InferenceSession's interface
 
     def get_inputs(self):
-        return self._plain.get_inputs() if self._plain else list(self._inputs)
+        return self._plain.get_inputs() if self._plain is not None else list(self._inputs)
 
     def get_outputs(self):
-        return self._plain.get_outputs() if self._plain else list(self._outputs)
+        return self._plain.get_outputs() if self._plain is not None else list(self._outputs)
 
     def get_overridable_initializers(self):
-        if self._plain:
+        if self._plain is not None:
             return self._plain.get_overridable_initializers()
         return list(self._overridable)
 
     def get_modelmeta(self):
-        return self._plain.get_modelmeta() if self._plain else self._model_meta
+        return self._plain.get_modelmeta() if self._plain is not None else self._model_meta
 
     def get_providers(self):
-        return self._plain.get_providers() if self._plain else [CPU]
+        return self._plain.get_providers() if self._plain is not None else [CPU]
 
     def get_session_options(self):
-        return self._plain.get_session_options() if self._plain else self._options
+        return self._plain.get_session_options() if self._plain is not None else self._options
 
     @property
     def uses_roipool(self):
@@ -222,7 +219,7 @@ class InferenceSession:
         if steps is not None:
             return steps
         for n in names:
-            if n not in self._made_by and n not in self._input_names:
+            if n not in self._made and n not in self._input_names:
                 raise InvalidArgument(f"{_ORT_ERROR}Invalid output name:{n}")
         need, steps = set(names), []
         for step in reversed(self._steps):
