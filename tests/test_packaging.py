@@ -74,6 +74,19 @@ def test_import_and_call_load_no_framework():
     assert loaded == [], f"import roipool loaded {loaded}"
 
 
+def test_roipool_onnx_is_separate_and_says_what_to_install():
+    # `import roipool` never loads its ONNX integration; without onnxruntime
+    # (or onnx) the integration's import names the extra to install.
+    out = _run("import sys, roipool\n"
+               "print('roipool.onnx' in sys.modules)\n"
+               "sys.modules['onnxruntime'] = None\n"
+               "try:\n    import roipool.onnx\nexcept ImportError as e:\n    print(e)\n").stdout
+    first, message = out.split("\n", 1)
+    assert first == "False"
+    assert "needs the onnx and onnxruntime packages" in message, out
+    assert "pip install 'roipool[onnx]'" in message, out
+
+
 def test_package_is_built_and_complete():
     ext = pathlib.Path(roipool._roi_pool.__file__).resolve()
     assert ext.parent == PKG and ext.suffix in (".so", ".pyd")
@@ -97,7 +110,8 @@ def test_installed_wheel_file_list():
         pytest.skip("roipool is imported from a development tree, not an installed wheel")
     names = {f.replace("\\", "/") for f in files}
     for want in ("roipool/py.typed", "roipool/__init__.pyi", "roipool/torch.pyi",
-                 "roipool/torch.py", "roipool/__main__.py"):
+                 "roipool/torch.py", "roipool/__main__.py", "roipool/onnx/__init__.py",
+                 "roipool/onnx/_session.py", "roipool/onnx/_plan.py"):
         assert want in names, want
     assert any(n.startswith("roipool/_roi_pool.") and n.endswith((".so", ".pyd")) for n in names)
     assert not [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
