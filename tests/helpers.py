@@ -74,3 +74,9 @@ def run_python(args, timeout, env=None, what="the subprocess", **kw):
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
         pytest.fail(f"{what} hung (killed after {timeout} s); output so far:\n"
                     f"{(out or '')[-2000:]}\n{(err or '')[-3000:]}")
+
+
+def asks_argmax(kw):
+    """Whether a roi_pooling call (its keyword arguments) computes the argmax:
+    into argmax=, or returned with return_argmax=True."""
+    return kw.get("argmax") is not None or bool(kw.get("return_argmax"))
