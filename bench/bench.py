@@ -55,7 +55,8 @@ def parse_args(argv):
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts (default: 1 and all available cores)")
     p.add_argument("--peers", default="auto",
-                   help="auto (every installed peer), none, or a comma list of torchvision, ort, opencv")
+                   help="auto (every installed peer), none, or a comma list of torchvision, ort, "
+                        "opencv, openvino")
     p.add_argument("--autograd", action="store_true",
                    help="also time torchvision's autograd forward+backward and report it minus "
                         "the forward (a cross-check of the backward method; slow)")

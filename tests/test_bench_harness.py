@@ -52,7 +52,7 @@ def test_compare_catches_one_ulp(bench):
 
 
 def test_check_workload_catches_perturbed_output(bench):
-    peers = {"torchvision": None, "ort": None, "opencv": None}
+    peers = dict.fromkeys(bench.PEER_NAMES)
     checks, _, _ = bench.check_workload("tiny", peers, inject=False)
     assert checks and all(c["ok"] for c in checks)
     checks, _, _ = bench.check_workload("tiny", peers, inject=True)
@@ -60,7 +60,8 @@ def test_check_workload_catches_perturbed_output(bench):
 
 
 @pytest.mark.parametrize("peer,label", [("torchvision", "torchvision"),
-                                        ("ort", "ONNX Runtime"), ("opencv", "OpenCV")])
+                                        ("ort", "ONNX Runtime"), ("opencv", "OpenCV"),
+                                        ("openvino", "OpenVINO")])
 def test_each_peer_check_catches_perturbed_output(bench, peer, label):
     loaded, why = bench.load_peers(peer)
     if loaded[peer] is None:
@@ -113,10 +114,11 @@ def test_quick_run_is_well_formed(tmp_path, peers):
         assert len(r["roipool_out_s"]) == res["repeat"]
         assert r["visits"] == (36 if r["workload"] == "tiny" else 16)
         if peers == "none":
-            assert not any(f"{p}_ms" in r for p in ("torchvision", "ort", "opencv", "roipool_torch"))
+            assert not any(f"{p}_ms" in r for p in ("torchvision", "ort", "opencv", "openvino",
+                                                    "roipool_torch", "roipool_bf16"))
         # the headline ratios are of the default call; out= ratios beside them
         assert r["default_over_out"] == pytest.approx(r["roipool_default_ms"] / r["roipool_out_ms"])
-        for peer in ("torchvision", "ort", "opencv"):
+        for peer in ("torchvision", "ort", "opencv", "openvino"):
             if f"{peer}_ms" in r:
                 assert r[f"speedup_{peer}"] == pytest.approx(r[f"{peer}_ms"] / r["roipool_default_ms"])
                 assert r[f"speedup_{peer}_out"] == pytest.approx(r[f"{peer}_ms"] / r["roipool_out_ms"])

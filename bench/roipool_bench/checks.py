@@ -117,5 +117,54 @@ def check_workload(name, peers, inject):
         y = pr.opencv_run(net, data, rois)
         # OpenCV's Caffe layer multiplies in float32 too; it returns no argmax
         checks.append(compare(f"{name}: roipool out == OpenCV dnn ROIPooling", maybe(out), y))
+    if peers["openvino"] is not None:
+        checks += check_openvino(peers["openvino"], name, data, rois, pooled, scale, out, maybe)
     return checks, arg, grad
+
+
+def bfloat16():
+    """ml_dtypes.bfloat16, or None without ml_dtypes (then no bfloat16 rows)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes.bfloat16
+
+
+def check_openvino(ov, name, data, rois, pooled, scale, out, maybe):
+    """OpenVINO's ROIPooling against roipool where the two rules agree: every
+    bin but those whose bounds OpenVINO takes in integer arithmetic
+    (peers.openvino_bins_differ; docs/semantics.md, "Where frameworks
+    differ"), which are excluded and counted. float32 mode against roipool's
+    default call; bfloat16 mode (the inputs rounded to bfloat16, the float32
+    rule on them, the result widened) against roipool's float32 call on the
+    same rounded inputs."""
+    checks = []
+    cases = [("f32", data, rois, out)]
+    bf16 = bfloat16()
+    if bf16 is not None:
+        d16 = data.astype(bf16).astype(F32)
+        r16 = rois.astype(bf16).astype(F32)
+        cases.append(("bf16", data, rois, roipool.roi_pooling(d16, r16, pooled, scale)))
+    for precision, d, r, want in cases:
+        compiled, runs_in = pr.openvino_model(ov, d.shape, r.shape, pooled, scale, precision, 1)
+        y = pr.openvino_run(compiled, d, r)
+        r_used = r if precision == "f32" or runs_in == "f32" else r.astype(bf16).astype(F32)
+        if precision == "bf16" and runs_in == "f32":
+            want = out  # a CPU without bfloat16: OpenVINO falls back to float32
+        differ = pr.openvino_bins_differ(d.shape, r_used, pooled, scale)
+        keep = np.broadcast_to(~differ[:, None], want.shape)
+        res = compare(f"{name}: roipool out == OpenVINO ROIPooling ({precision} mode, runs in "
+                      f"{runs_in}), outside the bins OpenVINO bounds in integers",
+                      maybe(want)[keep], y[keep])
+        inside = int(np.count_nonzero(bits_differ(want[~keep], y[~keep])))
+        res["detail"] += (f"; excluded: {int(differ.sum())} bins ({int((~keep).sum())} "
+                          f"elements), {inside} of those elements differ")
+        checks.append(res)
+    return checks
+
+
+def bits_differ(a, b):
+    """Elementwise: the float32 bit patterns of a and b differ."""
+    return np.ascontiguousarray(a).view(np.uint32) != np.ascontiguousarray(b).view(np.uint32)
 

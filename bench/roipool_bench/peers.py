@@ -2,7 +2,7 @@
 import numpy as np
 
 
-NAMES = ("torchvision", "ort", "opencv")
+NAMES = ("torchvision", "ort", "opencv", "openvino")
 
 
 def _import_torchvision():
@@ -26,17 +26,26 @@ def _import_opencv():
     return cv2
 
 
+def _import_openvino():
+    import openvino as ov
+    from openvino import opset2  # noqa: F401  (the ROIPooling-1 builder)
+    ov.Core().get_versions("CPU")  # the CPU plugin is present
+    return ov
+
+
 def load_peers(which):
     """{"torchvision": (torch, torchvision), "ort": (ort, onnx), "opencv": cv2,
-    each None when not run} plus the reason a peer is missing. `which`:
-    "auto" or a comma list of torchvision, ort, opencv, or "none"."""
+    "openvino": openvino, each None when not run} plus the reason a peer is
+    missing. `which`: "auto" or a comma list of torchvision, ort, opencv,
+    openvino, or "none"."""
     wanted = set(NAMES) if which == "auto" else \
         set() if which == "none" else set(which.split(","))
     unknown = wanted - set(NAMES)
     if unknown:
         raise SystemExit(f"unknown peer(s) {sorted(unknown)}; use {', '.join(NAMES)}, "
                          "auto or none")
-    loaders = {"torchvision": _import_torchvision, "ort": _import_ort, "opencv": _import_opencv}
+    loaders = {"torchvision": _import_torchvision, "ort": _import_ort, "opencv": _import_opencv,
+               "openvino": _import_openvino}
     peers, why = dict.fromkeys(NAMES), {}
     for name in NAMES:
         if name not in wanted:
@@ -105,3 +114,75 @@ def opencv_run(net, data, rois):
     net.setInput(data, "data")
     net.setInput(rois, "rois")
     return net.forward()
+
+
+# OpenVINO's INFERENCE_PRECISION_HINT for each mode the benchmark runs
+OPENVINO_PRECISION = {"f32": "f32", "bf16": "bf16"}
+
+
+def openvino_model(ov, data_shape, rois_shape, pooled, scale, precision, threads):
+    """OpenVINO's CPU plugin running one opset-2 ROIPooling node (method
+    "max"), float32 inputs and output, compiled for `precision` ("f32", or
+    "bf16": inputs rounded to bfloat16 inside, the result widened back) and
+    `threads` (INFERENCE_NUM_THREADS). Returns (compiled model, the precision
+    the plugin reports it runs in: a CPU without bfloat16 falls back to f32).
+    Run it with openvino_run."""
+    from openvino import opset2
+
+    x = opset2.parameter(list(data_shape), np.float32, name="X")
+    r = opset2.parameter(list(rois_shape), np.float32, name="rois")
+    y = opset2.roi_pooling(x, r, output_roi=list(pooled), spatial_scale=float(scale),
+                           method="max")
+    model = ov.Model([y], [x, r], "roipool_bench")
+    compiled = ov.Core().compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
+        "INFERENCE_NUM_THREADS": int(threads)})
+    return compiled, compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+
+
+def openvino_run(compiled, data, rois):
+    """One inference; the output is a new array (like the other peers')."""
+    return compiled([data, rois])[0]
+
+
+def openvino_bins_differ(data_shape, rois, pooled, scale):
+    """Bool [R, PH, PW]: the bins whose bounds OpenVINO computes differently.
+
+    OpenVINO's ROIPooling (CPU plugin and reference) rounds the corners as
+    the rule does (float32 product, C round), but takes the bin bounds in
+    integer arithmetic, floor(ph * roi_h / PH) and ceil((ph + 1) * roi_h /
+    PH), where the rule (MXNet's) computes floor(ph * bin_h) and ceil((ph + 1)
+    * bin_h) with bin_h = roi_h / PH rounded to float32: when (ph + 1) * bin_h
+    rounds above an integer the rule's bin takes one more row or column. The
+    rule's bounds come from the kernel's own bin_bounds; OpenVINO's are
+    computed here from the same corners."""
+    from roipool import _roi_pool
+    from roipool._roi_pool import Rounding, Status
+
+    N, C, H, W = data_shape
+    PH, PW = pooled
+    r = np.ascontiguousarray(rois, dtype=np.float32)
+    geom = np.empty((len(r), 1 + 2 * PH + 2 * PW), np.intp)
+    status = _roi_pool.bin_bounds(r, N, H, W, float(np.float32(scale)), scale, False,
+                                  Rounding.RMODE_NONE, PH, PW, geom)
+    if status != Status.OK:
+        raise ValueError(f"invalid ROIs (status {status})")
+    # the corners as the rule rounds them: C round() of the float32 product
+    prod = (r[:, 1:5] * np.float32(scale)).astype(np.float64)  # + 0.5 is exact in float64
+    corners = (np.sign(prod) * np.floor(np.abs(prod) + 0.5)).astype(np.int64)
+    x1, y1, x2, y2 = corners.T
+
+    def integer_bounds(start, end, n, size):
+        extent = np.maximum(end - start + 1, 1)[:, None]
+        k = np.arange(n)[None, :]
+        lo = (k * extent) // n  # floor
+        hi = -((-(k + 1) * extent) // n)  # ceil
+        return (np.clip(lo + start[:, None], 0, size), np.clip(hi + start[:, None], 0, size))
+
+    hs, he = integer_bounds(y1, y2, PH, H)
+    ws, we = integer_bounds(x1, x2, PW, W)
+    rule_hs, rule_he = geom[:, 1:1 + PH], geom[:, 1 + PH:1 + 2 * PH]
+    rule_ws, rule_we = geom[:, 1 + 2 * PH:1 + 2 * PH + PW], geom[:, 1 + 2 * PH + PW:]
+    rows = (hs != rule_hs) | (he != rule_he)
+    cols = (ws != rule_ws) | (we != rule_we)
+    return rows[:, :, None] | cols[:, None, :]

@@ -12,6 +12,8 @@ from roipool import _roi_pool
 
 from roipool_bench.targets import PEERS, TARGET_BWD_VS_TV, TARGET_FWD_VS_PEER
 
+PEER_COLUMNS = {"torchvision": "tv", "ort": "ORT", "opencv": "OpenCV", "openvino": "OpenVINO"}
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -40,6 +42,8 @@ def machine_info(peers):
         versions["onnx"] = peers["ort"][1].__version__
     if peers["opencv"] is not None:
         versions["opencv"] = peers["opencv"].__version__
+    if peers["openvino"] is not None:
+        versions["openvino"] = peers["openvino"].__version__.split("-")[0]
     git = {}
     try:
         root = ROOT
@@ -71,7 +75,7 @@ def markdown(res):
     m = res["machine"]
     v = m["versions"]
     peers_v = ", ".join(f"{k} {v[k]}" for k in ("torch", "torchvision", "onnxruntime", "onnx",
-                                                   "opencv")
+                                                   "opencv", "openvino")
                         if k in v) or "no peers installed"
     lim = res["limit"]
     L = [
@@ -99,9 +103,10 @@ def markdown(res):
         "caller drops it before the next call (a service loop). The out= call (a preallocated "
         "output) beside it; every ratio is peer median / roipool default-call median.",
         "",
-        "| workload | threads | **default ms** | out= ms | default / out= | torchvision ms "
-        "| x tv | ORT ms | x ORT | OpenCV ms | x OpenCV | 1->N scaling | other load |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| workload | threads | **default ms** | out= ms | default / out= | "
+        + "".join(f"{PEER_COLUMNS[p]} ms | x {PEER_COLUMNS[p]} | " for p in PEERS)
+        + "1->N scaling | other load |",
+        "| --- |" + " ---: |" * (6 + 2 * len(PEERS)),
     ]
     for r in res["forward"]:
         sct = scaling_cell(res, r, "ratio")
@@ -111,6 +116,17 @@ def markdown(res):
             + "".join(f"{fmt_ms(r.get(f'{p}_ms'))} | {fmt(r.get(f'speedup_{p}'), '.1f')} | "
                       for p in PEERS)
             + f"{sct} | {fmt(r.get('other_load_cores'), '.2f')} |")
+    if any(r.get("openvino_bf16_ms") is not None for r in res["forward"]):
+        L += ["", "## Forward: bfloat16 beside OpenVINO's bfloat16 mode", "",
+              "roipool's default call on bfloat16 data (`data.astype(ml_dtypes.bfloat16)`) and "
+              "OpenVINO's model compiled with `INFERENCE_PRECISION_HINT` bf16 (float32 in and "
+              "out, rounded to bfloat16 inside); ratio OpenVINO / roipool.",
+              "",
+              "| workload | threads | roipool bfloat16 ms | OpenVINO bf16 ms | x OpenVINO bf16 |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+        L += [f"| {r['workload']} | {r['threads']} | {fmt_ms(r.get('roipool_bf16_ms'))} | "
+              f"{fmt_ms(r.get('openvino_bf16_ms'))} | "
+              f"{fmt(r.get('speedup_openvino_bf16'), '.1f')} |" for r in res["forward"]]
     L += ["", "## Forward: more roipool calls", "",
           "out= call per element against the machine limit; with argmax; the torch front end's "
           "default call (`roipool.torch.roi_pool`, no autograd); and N Python threads calling "
@@ -217,7 +233,7 @@ def chart(res, path):
             if y:
                 ax.annotate(f"{y:.0f}" if y >= 10 else f"{y:.1f}", (b_.get_x() + b_.get_width() / 2, y),
                             ha="center", va="bottom", fontsize=6)
-    for peer, ls in zip(PEERS, ("--", "-.", (0, (1, 1)))):
+    for peer, ls in zip(TARGET_FWD_VS_PEER, ("--", "-.", (0, (1, 1)))):
         t = TARGET_FWD_VS_PEER[peer]
         ax.axhline(t, color="k", ls=ls, lw=0.8, label=f"fwd target {t:g}x {PEERS[peer]}")
     ax.axhline(TARGET_BWD_VS_TV, color="grey", ls=":", lw=0.8, label=f"bwd target {TARGET_BWD_VS_TV:g}x")
@@ -244,7 +260,8 @@ def history_line(res):
         "versions": res["machine"]["versions"], "limit_ns": res["limit"]["ns_per_element"],
         "forward": {f"{r['workload']}@{r['threads']}": {
             k: r[k] for k in ("roipool_default_ms", "roipool_out_ms", "ns_per_visit",
-                              "speedup_torchvision", "speedup_ort", "speedup_opencv")
+                              "speedup_torchvision", "speedup_ort", "speedup_opencv",
+                              "speedup_openvino", "speedup_openvino_bf16")
             if r.get(k) is not None}
             for r in res["forward"]},
         "backward": {f"{b['workload']}@{b['threads']}": {

@@ -11,10 +11,15 @@ TARGET_X_LIMIT = 1.25          # vgg16-frcnn out= ns/visit per thread / the np.m
 TARGET_SCALING = 1.8           # 1 -> 2 threads, default call, every workload except tiny
 TARGET_TINY_US = 5.0           # tiny, default call (validation, allocation), per call
 TARGET_BWD_VS_TV = 10.0        # backward (default call) vs torchvision's CPU backward
-PEERS = {"torchvision": "torchvision", "ort": "ONNX Runtime", "opencv": "OpenCV dnn"}
+# Issue 17, the fixed cost of a call, on the seed-size (tiny) workloads:
+TARGET_TINY_VS_OPENCV = 1.0    # OpenCV dnn median / roipool default-call median, at least
+TARGET_TINY_TORCH_US = 15.0    # roipool.torch.roi_pool per call, at most
+TARGET_TINY_TORCH_OVER_TV = 1.5  # roipool.torch.roi_pool / torchvision.ops.roi_pool, at most
+PEERS = {"torchvision": "torchvision", "ort": "ONNX Runtime", "opencv": "OpenCV dnn",
+         "openvino": "OpenVINO"}  # float32, each beside roipool's default call
 # Forward contestants with medians; ratios of a row come from the same run.
 FWD_KEYS = ("roipool_default", "roipool_out", "roipool_argmax", "roipool_torch",
-            "pythreads_default", "pythreads_out", *PEERS)
+            "pythreads_default", "pythreads_out", "roipool_bf16", "openvino_bf16", *PEERS)
 BWD_KEYS = ("roipool_default", "roipool_out", "torchvision", "torchvision_autograd_fwd_bwd")
 
 
@@ -34,12 +39,17 @@ def summarize(fwd_rows, bwd_rows, limit):
         r["x_limit_per_thread"] = r["ns_per_visit"] * r["threads"] / limit
         r["default_over_out"] = ratio(r["roipool_default_ms"], r["roipool_out_ms"])
         r["torch_over_out"] = ratio(r.get("roipool_torch_ms"), r["roipool_out_ms"])
+        r["torch_over_tv"] = ratio(r.get("roipool_torch_ms"), r.get("torchvision_ms"))
+        r["roipool_torch_us"] = None if r.get("roipool_torch_ms") is None else \
+            r["roipool_torch_ms"] * 1e3
         r["pythreads_default_over_out"] = ratio(r.get("pythreads_default_ms"),
                                                 r.get("pythreads_out_ms"))
         for peer in PEERS:
             if f"{peer}_ms" in r:
                 r[f"speedup_{peer}"] = ratio(r[f"{peer}_ms"], r["roipool_default_ms"])
                 r[f"speedup_{peer}_out"] = ratio(r[f"{peer}_ms"], r["roipool_out_ms"])
+        # bfloat16: OpenVINO's bfloat16 mode beside roipool's bfloat16 default call
+        r["speedup_openvino_bf16"] = ratio(r.get("openvino_bf16_ms"), r.get("roipool_bf16_ms"))
     fwd_by = {(r["workload"], r["threads"]): r for r in fwd_rows}
     for b in bwd_rows:
         _medians(b, BWD_KEYS)
@@ -63,7 +73,7 @@ def summarize(fwd_rows, bwd_rows, limit):
     return scaling
 
 
-def worst_of(name, rows, key, spec, target, higher_is_better, status=None):
+def worst_of(name, rows, key, spec, target, higher_is_better, status=None, unit="x"):
     """(name, text, PASS/MISS/N/A) for a bound every row must meet, judged on
     the worst row; `status` replaces PASS/MISS for lines that are not targets."""
     rows = [r for r in rows if r.get(key) is not None]
@@ -71,9 +81,9 @@ def worst_of(name, rows, key, spec, target, higher_is_better, status=None):
         return name, "not measured", "N/A"
     pick = min if higher_is_better else max
     worst = pick(r[key] for r in rows)
-    txt = ", ".join(f"{r['workload']} {spec.format(r[key])}x" for r in rows)
+    txt = ", ".join(f"{r['workload']} {r['threads']}T {spec.format(r[key])}{unit}" for r in rows)
     ok = worst >= target if higher_is_better else worst <= target
-    return name, f"worst {spec.format(worst)}x ({txt})", status or ("PASS" if ok else "MISS")
+    return name, f"worst {spec.format(worst)}{unit} ({txt})", status or ("PASS" if ok else "MISS")
 
 
 def one_row(name, row, key, text, target, higher_is_better):
@@ -107,6 +117,8 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
                         rows_at(allc, tiny=False), "pythreads_default_over_out", "{:.2f}",
                         TARGET_DEFAULT_OVER_OUT, higher_is_better=False))
     for peer, label in PEERS.items():
+        if peer not in TARGET_FWD_VS_PEER:  # a peer without a target (OpenVINO)
+            continue
         t = TARGET_FWD_VS_PEER[peer]
         out.append(one_row(f"vgg16-frcnn default call {allc}T >= {t:g}x {label}", v,
                            f"speedup_{peer}", "{x:.1f}x ({out:.1f}x with out=)", t,
@@ -138,6 +150,16 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
         out.append((name, txt, "PASS" if worst <= TARGET_TINY_US else "MISS"))
     else:
         out.append((name, "not measured", "N/A"))
+    tiny = [r for r in fwd_rows if r["workload"].startswith("tiny")]
+    out.append(worst_of(f"tiny default call >= {TARGET_TINY_VS_OPENCV:g}x OpenCV dnn (OpenCV "
+                        "median / roipool median), every thread count", tiny, "speedup_opencv",
+                        "{:.2f}", TARGET_TINY_VS_OPENCV, higher_is_better=True))
+    out.append(worst_of(f"tiny roipool.torch.roi_pool <= {TARGET_TINY_TORCH_US:g} us, every "
+                        "thread count", tiny, "roipool_torch_us", "{:.2f}", TARGET_TINY_TORCH_US,
+                        higher_is_better=False, unit=" us"))
+    out.append(worst_of(f"tiny roipool.torch.roi_pool / torchvision.ops.roi_pool <= "
+                        f"{TARGET_TINY_TORCH_OVER_TV:g}x, every thread count", tiny, "torch_over_tv",
+                        "{:.2f}", TARGET_TINY_TORCH_OVER_TV, higher_is_better=False))
     for nt in counts:
         out.append(worst_of(f"roipool.torch.roi_pool default call / roipool out= <= "
                             f"{TARGET_DEFAULT_OVER_OUT:g}x, every non-tiny workload, {nt}T",

@@ -7,6 +7,7 @@ import roipool
 from roipool import _workloads as wl
 
 from roipool_bench import peers as pr
+from roipool_bench.checks import bfloat16
 from roipool_bench.timing import Contestant, med_ms, round_robin
 
 F32 = np.float32
@@ -108,6 +109,22 @@ def bench_workload(name, peers, threads, args, arg, grad, log):
         for nt in threads:
             add(("fwd", "opencv", nt), lambda: pr.opencv_run(net, data, rois), prep,
                 lambda nt=nt: cv2.setNumThreads(nt))
+
+    ov = peers["openvino"]
+    if ov is not None:
+        bf16 = bfloat16()
+        if bf16 is not None:  # roipool's bfloat16 call, beside OpenVINO's bfloat16 mode
+            data16 = data.astype(bf16)
+            for nt in threads:
+                add(("fwd", "roipool_bf16", nt), lambda nt=nt: roipool.roi_pooling(
+                    data16, rois, pooled, scale, num_threads=nt), rep)
+        for precision in ("f32",) + (("bf16",) if bf16 is not None else ()):
+            key = "openvino" if precision == "f32" else "openvino_bf16"
+            for nt in threads:
+                compiled, _ = pr.openvino_model(ov, data.shape, rois.shape, pooled, scale,
+                                                precision, nt)
+                sessions.append(compiled)
+                add(("fwd", key, nt), lambda c=compiled: pr.openvino_run(c, data, rois), prep)
 
     saved_tv = peers["torchvision"][0].get_num_threads() if peers["torchvision"] else None
     saved_cv = cv2.getNumThreads() if cv2 is not None else None

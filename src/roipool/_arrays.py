@@ -77,10 +77,12 @@ def new_output(shape, dtype, name, channels_last=False):
     fill, channels-last in memory when asked. Every output buffer roipool
     allocates comes from here. A size that cannot be allocated raises
     MemoryError naming `name` and the size."""
-    if channels_last:
-        R, C, PH, PW = shape
-        return _empty((R, PH, PW, C), dtype, name).transpose(0, 3, 1, 2)
-    return _empty(shape, dtype, name)
+    alloc = (shape[0], shape[2], shape[3], shape[1]) if channels_last else shape
+    try:  # recycled memory when large, see _outcache
+        arr = _outcache.empty(alloc, dtype)
+    except (MemoryError, ValueError):
+        raise _allocation_error(alloc, dtype, name) from None
+    return arr.transpose(0, 3, 1, 2) if channels_last else arr
 
 
 def in_storage_dtype(result, storage, channels_last=False):
@@ -91,25 +93,21 @@ def in_storage_dtype(result, storage, channels_last=False):
     return out
 
 
-def _empty(shape, dtype, name):
-    """An uninitialised array (recycled memory when large, see _outcache),
-    with the size in the error when it cannot be allocated."""
-    try:
-        return _outcache.empty(shape, dtype)
-    except (MemoryError, ValueError):
-        itemsize = np.dtype(dtype).itemsize
-        # NumPy refuses shapes whose non-zero dimensions overflow, even when
-        # another dimension is 0; report that product.
-        span = math.prod(d for d in shape if d) * itemsize
-        if span >= 2**63:
-            raise MemoryError(
-                f"{name} of shape {tuple(shape)} is not representable: its dimensions "
-                f"span {span} bytes, more than 64-bit sizes hold"
-            ) from None
-        raise MemoryError(
-            f"cannot allocate {name} of shape {tuple(shape)}: {span} bytes "
-            f"({span / 2**30:.1f} GiB)"
-        ) from None
+def _allocation_error(shape, dtype, name):
+    """The MemoryError for an array that cannot be allocated, with its size."""
+    itemsize = np.dtype(dtype).itemsize
+    # NumPy refuses shapes whose non-zero dimensions overflow, even when
+    # another dimension is 0; report that product.
+    span = math.prod(d for d in shape if d) * itemsize
+    if span >= 2**63:
+        return MemoryError(
+            f"{name} of shape {tuple(shape)} is not representable: its dimensions "
+            f"span {span} bytes, more than 64-bit sizes hold"
+        )
+    return MemoryError(
+        f"cannot allocate {name} of shape {tuple(shape)}: {span} bytes "
+        f"({span / 2**30:.1f} GiB)"
+    )
 
 
 # The kernels keep per-image tables (O(N) memory and time) to group ROIs by
@@ -117,7 +115,7 @@ def _empty(shape, dtype, name):
 # zero-stride (broadcast) view or from empty images; there, the images the
 # ROIs use are renumbered 0..n-1 first, so work and memory follow R, not N
 # (and N near 2**61 cannot overflow the tables' byte counts).
-_COMPACT_MIN_N = 2**16
+COMPACT_MIN_N = 2**16
 
 
 def compact_batch(data_shape, batch_stride, rois_c):
@@ -130,7 +128,7 @@ def compact_batch(data_shape, batch_stride, rois_c):
     trunc() outside [0, N)) is left as it is, and stays invalid for n <= N;
     the caller reports bad rows from rois_c and N. rois_c is never modified.
     """
-    if data_shape[0] <= _COMPACT_MIN_N:  # every real batch: nothing to do
+    if data_shape[0] <= COMPACT_MIN_N:  # every real batch: nothing to do
         return None
     N, C, H, W = data_shape
     R = rois_c.shape[0]

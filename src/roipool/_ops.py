@@ -43,6 +43,11 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     array([[14., 16.],
            [26., 28.]], dtype=float32)
     """
+    if out is None and argmax is None:
+        result = _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat,
+                             return_argmax)
+        if result is not None:
+            return result
     data, compute, rmode = v.check_data(data)
     storage = a.storage_dtype(data, rmode)
     torchvision = v.check_compat(compat)
@@ -92,6 +97,35 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
         argmax[...] = k_arg
         k_arg = argmax
     return (out, k_arg) if return_argmax else out
+
+
+_RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: enum members compare slowly
+_OK = int(Status.OK)
+
+
+def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, return_argmax):
+    """roi_pooling without out= or argmax= on arrays the kernel takes as they
+    are (float32 or float64, no conversion, copy or compaction), in as few
+    steps as the checks allow: a seed-size call is mostly this Python. The
+    argument checks are roi_pooling's, in the same order, so errors are the
+    same; None means "not such a call", and roi_pooling's general path runs."""
+    shape = v.plain_shape(data, rois, a.COMPACT_MIN_N)
+    if shape is None:
+        return None
+    torchvision = v.check_compat(compat)
+    ph, pw = v.check_pooled_size(pooled_size)
+    dt = data.dtype
+    scale_t, scale_d = v.check_scale(spatial_scale, compat, dt, _RMODE_NONE)
+    n_threads = v.check_num_threads(num_threads)
+    cl = a.is_channels_last_input(data)
+    out_shape = (rois.shape[0], shape[1], ph, pw)
+    out = a.new_output(out_shape, dt, "out", cl)
+    am = a.new_output(out_shape, v.INT32, "argmax", cl) if return_argmax else None
+    status = _roi_pool.forward(data, rois, scale_t, scale_d, torchvision, _RMODE_NONE, ph, pw,
+                               out, cl, am, cl, n_threads)
+    if status != _OK:
+        raise_bad_status(status, rois, shape[0], dt)
+    return (out, am) if return_argmax else out
 
 
 def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_threads=None):

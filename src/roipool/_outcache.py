@@ -20,6 +20,7 @@ Environment: ``ROIPOOL_OUTPUT_CACHE=0`` turns the pool off,
 ``roipool.empty_cache()`` frees the idle blocks. Free-threaded Python (no
 GIL) gets no pool.
 """
+import math
 import os
 import sys
 import threading
@@ -109,10 +110,7 @@ def stats():
 def empty(shape, dtype):
     """An uninitialised C-contiguous array, on a recycled block when large."""
     dtype = np.dtype(dtype)
-    count = 1
-    for d in shape:
-        count *= d
-    need = count * dtype.itemsize
+    need = math.prod(shape) * dtype.itemsize
     if need < MIN_BYTES or need + ALIGN > _limit:
         return np.empty(shape, dtype)
     with _lock:

@@ -51,10 +51,13 @@ def numpy_dtype(dtype):
 
 def to_numpy(t):
     """A NumPy view of a CPU tensor's memory (strides kept, no copy)."""
-    t = t.detach().resolve_neg().resolve_conj()
     if t.dtype == torch.bfloat16:
+        t = t.detach().resolve_neg().resolve_conj()
         return t.view(torch.int16).numpy().view(_bfloat16())
-    return t.numpy()
+    try:  # the common tensor, in one step
+        return t.numpy()
+    except RuntimeError:  # it requires grad, or is a negative or conjugate view
+        return t.detach().resolve_neg().resolve_conj().numpy()
 
 
 def from_numpy(a, dtype):
@@ -73,10 +76,20 @@ def scale_rule(compat, spatial_scale, dtype):
     the other dtypes, rounding the scale to T here and using the "mxnet" rule
     (scale -> float32 -> T, exact for a T value, product in T) is the same.
     """
+    key = (spatial_scale, compat, dtype)
+    hit = _scale_rules.get(key) if type(spatial_scale) is float else None
+    if hit is not None:
+        return hit
     if compat != "torchvision" or dtype == torch.float64 or not np.isfinite(spatial_scale):
         return compat, spatial_scale  # roi_pooling names a bad compat or scale
     with np.errstate(over="ignore", under="ignore"):
-        return "mxnet", float(np.asarray(float(spatial_scale)).astype(numpy_dtype(dtype)))
+        rule = "mxnet", float(np.asarray(float(spatial_scale)).astype(numpy_dtype(dtype)))
+    if type(spatial_scale) is float and len(_scale_rules) < 256:  # a few scales per service
+        _scale_rules[key] = rule
+    return rule
+
+
+_scale_rules = {}
 
 
 def threads(num_threads):
@@ -130,10 +143,18 @@ def numpy_pooled(input, rois, pooled_height, pooled_width, dtype, fmt):
 
 def forward(input, rois, spatial_scale, pooled_height, pooled_width, compat, num_threads,
             with_argmax, fmt=None):
-    """roi_pooling on the tensors' memory, writing into the returned tensors."""
+    """roi_pooling on the tensors' memory, into (or as) the returned tensors."""
     check_shapes(input, rois, pooled_height, pooled_width)
-    fmt = out_format(input) if fmt is None else fmt
     core_compat, scale = scale_rule(compat, spatial_scale, input.dtype)
+    if input.is_contiguous():
+        # out_format is contiguous, as roi_pooling's own outputs are for such
+        # data: let it allocate them (its fast path; no out= checks to pass)
+        res = roi_pooling(to_numpy(input), to_numpy(rois), (pooled_height, pooled_width), scale,
+                          argmax=None, return_argmax=with_argmax, compat=core_compat,
+                          num_threads=threads(num_threads))
+        out, argmax = res if with_argmax else (res, None)
+        return from_numpy(out, input.dtype), None if argmax is None else torch.from_numpy(argmax)
+    fmt = out_format(input) if fmt is None else fmt
     out = numpy_pooled(input, rois, pooled_height, pooled_width, input.dtype, fmt)
     argmax = numpy_pooled(input, rois, pooled_height, pooled_width, torch.int32, fmt) \
         if with_argmax else None

@@ -23,6 +23,7 @@ INT32 = np.dtype(np.int32)
 _F32_OVERFLOW = 3.4028235677973366e38
 _INT32_MAX = 2**31 - 1
 _COMPAT = ("mxnet", "torchvision")
+_RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: comparing enum members is slow
 
 def _bfloat16():
     """ml_dtypes.bfloat16 if ml_dtypes is already imported, else None.
@@ -51,6 +52,29 @@ def float_kind(arr, name):
         f"{name} must be a floating-point array (float32, float64, float16 or "
         f"bfloat16), got dtype {dt}"
     )
+
+
+def plain_shape(data, rois, max_batch):
+    """data's shape when data and rois are NumPy arrays the kernel takes as
+    they are, else None: native float32 or float64, rois of data's dtype,
+    C-contiguous [R, 5], both aligned, data 4-D with H * W in range and
+    N <= max_batch. Such arrays pass every check of check_data and check_rois
+    without a copy; any others go through those (and get their errors)."""
+    if type(data) is not np.ndarray or type(rois) is not np.ndarray:
+        return None
+    dt = data.dtype
+    # the native float dtypes are singletons: identity is the cheap test
+    if (dt is not FLOAT32 and dt is not FLOAT64) or rois.dtype is not dt:
+        return None
+    shape = data.shape
+    if len(shape) != 4 or rois.ndim != 2 or rois.shape[1] != 5:
+        return None
+    if shape[2] * shape[3] > _INT32_MAX + 1 or shape[0] > max_batch:
+        return None
+    flags = rois.flags
+    if flags.c_contiguous and flags.aligned and data.flags.aligned:
+        return shape
+    return None
 
 
 def check_data(data):
@@ -123,12 +147,11 @@ def check_scale(spatial_scale, compat, storage, rmode):
     # the result depends on the storage dtype only in reduced precision
     key = None
     if type(spatial_scale) is float:
-        key = (spatial_scale, compat)
-        if rmode != Rounding.RMODE_NONE:
-            key += (storage,)
-    hit = _scale_cache.get(key) if key is not None else None
-    if hit is not None:
-        return hit
+        key = (spatial_scale, compat) if rmode == _RMODE_NONE else \
+            (spatial_scale, compat, storage)
+        hit = _scale_cache.get(key)
+        if hit is not None:
+            return hit
     result = _check_scale(spatial_scale, compat, storage, rmode)
     if key is not None and len(_scale_cache) < 256:  # services use a few scales
         _scale_cache[key] = result
