@@ -3,7 +3,7 @@
 from roipool import _roi_pool
 from roipool import _arrays as a
 from roipool import _validate as v
-from roipool._roi_pool import Status
+from roipool._roi_pool import Rounding, Status
 from roipool._status import raise_bad_status
 
 
