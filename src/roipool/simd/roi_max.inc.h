@@ -99,6 +99,20 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     const RP_V(vt) vinit = RP_V(set1)(init);
     const RP_V(it) vnone = RP_V(kcast)(RP_V(kset1)(-1));
     ptrdiff_t j;
+    /* Values only: eight vectors of channels at a time (eight registers, so
+     * the AVX2 and baseline paths walk a 64-channel bin once, not twice). */
+    if (!with_idx)
+        for (; c + 8 * L <= nc; c += 8 * L) {
+            RP_V(vt) v[8];
+            int q;
+            for (q = 0; q < 8; ++q) v[q] = vinit;
+            for (h = hs; h < he; ++h)
+                for (w = ws; w < we; ++w) {
+                    const RP_T *p = base + h * row_stride + w * col_stride + c;
+                    for (q = 0; q < 8; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * L), v[q]);
+                }
+            for (q = 0; q < 8; ++q) RP_IO(store)(best + c + q * L, v[q]);
+        }
     /* Four vectors of channels at a time stay in registers for the whole
      * bin, then two (two chains beat one), then one at a time. */
     for (; c + 4 * L <= nc; c += 4 * L) {
