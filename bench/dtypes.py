@@ -8,11 +8,14 @@ Per workload and thread count, the calls of every dtype are timed round robin
 machine load drifting during the run hits every dtype alike. The data is the
 workload's (roipool._workloads.make) in that dtype, ROIs included. Reported:
 the median ms of the default call, the out= call, the call with argmax= and
-the backward (default call), and each dtype's default call / float32's.
+the backward (default call), each dtype's default call / float32's, and the
+same two for CPU time (all threads' CPU seconds per call: on a loaded shared
+machine the wall times of every build and dtype suffer, CPU time much less).
 bfloat16 needs ml_dtypes. Prints only; no files.
 """
 import argparse
 import sys
+import time
 
 import numpy as np
 
@@ -42,6 +45,14 @@ def calls(name, dtype, nt):
     }
 
 
+def sample(fn):
+    """(wall s, CPU s) of one call, after one untimed call."""
+    fn()
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workload", default="vgg16-frcnn-300,vgg16-frcnn")
@@ -54,7 +65,8 @@ def main(argv=None):
     print(f"roipool {roipool.__version__}, SIMD {roipool.get_isa()}; medians of "
           f"{args.repeat} round-robin runs (ms)")
     print(f"{'workload':16s} {'thr':>3s} {'dtype':9s} {'default':>8s} {'out=':>8s} "
-          f"{'+argmax':>8s} {'backward':>8s} {'default / ' + names[0]:>18s}")
+          f"{'+argmax':>8s} {'backward':>8s} {'/ ' + names[0]:>10s} {'cpu dflt':>8s} "
+          f"{'cpu /':>6s}")
     for wl in args.workload.split(","):
         for nt in (int(t) for t in args.threads.split(",")):
             fns = {n: calls(wl, dt, nt) for n, dt in dtypes.items()}
@@ -62,12 +74,13 @@ def main(argv=None):
             for _ in range(args.repeat):
                 for c in fns[names[0]]:
                     for n in names:
-                        samples[n, c] += _workloads.time_samples(fns[n][c], repeat=1)
-            med = {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
+                        samples[n, c].append(sample(fns[n][c]))
+            med = {k: np.median(v, axis=0) * 1e3 for k, v in samples.items()}
             for n in names:
-                row = " ".join(f"{med[n, c]:8.2f}" for c in fns[n])
+                row = " ".join(f"{med[n, c][0]:8.2f}" for c in fns[n])
                 ratio = med[n, "default"] / med[names[0], "default"]
-                print(f"{wl:16s} {nt:3d} {n:9s} {row} {ratio:18.2f}", flush=True)
+                print(f"{wl:16s} {nt:3d} {n:9s} {row} {ratio[0]:10.2f} "
+                      f"{med[n, 'default'][1]:8.2f} {ratio[1]:6.2f}", flush=True)
     return 0
 
 

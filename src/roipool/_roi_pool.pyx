@@ -402,6 +402,8 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     cdef const Py_ssize_t *geom = p.geom
     cdef const Py_ssize_t *order = p.order
     cdef char *argmax = p.argmax
+    # without argmax the kernels keep the values only (no compare and blend)
+    cdef int32_t *ires = s.ires if argmax != NULL else NULL
     cdef Py_ssize_t i, r, h, w, k0, k1
     cdef roipool_block_t view
     cdef const Py_ssize_t *bounds
@@ -439,16 +441,16 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
             k1 = min(k0 + group_bins, roi_bins)
             if floating is double:
                 roipool_kernels.roi_max_f64(&view, bounds, PH, PW, k0, k1, init,
-                                            <double *>s.res, s.ires, <int64_t *>s.idx)
+                                            <double *>s.res, ires, <int64_t *>s.idx)
             elif rmode == RMODE_HALF:
                 roipool_kernels.roi_max_f16(&view, bounds, PH, PW, k0, k1, init,
-                                            <uint16_t *>s.res, s.ires, <int32_t *>s.idx)
+                                            <uint16_t *>s.res, ires, <int32_t *>s.idx)
             elif rmode == RMODE_BF16:
                 roipool_kernels.roi_max_bf16(&view, bounds, PH, PW, k0, k1, init,
-                                             <uint16_t *>s.res, s.ires, <int32_t *>s.idx)
+                                             <uint16_t *>s.res, ires, <int32_t *>s.idx)
             else:
                 roipool_kernels.roi_max_f32(&view, bounds, PH, PW, k0, k1, init,
-                                            <float *>s.res, s.ires, <int32_t *>s.idx)
+                                            <float *>s.res, ires, <int32_t *>s.idx)
             _store(p, s.res, itemsize, p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
             if argmax != NULL:  # callers that only want out skip half the writes
                 _store(p, s.ires, 4, argmax, p.argmax_cl, r, c0, nc, k0, k1, s.stage)
