@@ -30,5 +30,5 @@ case "$HAVE" in
     *) echo "ci_numpy_floor.sh: pip installed numpy $HAVE, not $FLOOR.x" >&2; exit 1 ;;
 esac
 "$VPY" -m roipool info
-"$VPY" -m pytest -q
+"$VPY" -m pytest -q -rs
 echo "   numpy floor ($HAVE) took $(( $(date +%s) - T0 )) s"
