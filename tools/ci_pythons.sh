@@ -26,6 +26,7 @@ SUBSET=(tests/test_wheel.py tests/test_packaging.py tests/test_parity.py
         tests/test_cli.py tests/test_untouched.py tests/test_output_cache.py)
 NEEDS_TORCH=tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process
 T0=$(date +%s)
+source tools/ci_venv.sh
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -38,17 +39,16 @@ for v in $PYTHONS; do
     wheel=$(ls wheelhouse/roipool-*-"$tag"-"$tag"-manylinux*.whl)
     echo "   $(basename "$wheel") ($(( $(date +%s) - t )) s)"
     py=$(sed -n 's/^== --python [0-9.]*: //p' "$WORK/build-$v.log")
-    "$py" -m venv "$WORK/venv-$v"
-    vpy=$WORK/venv-$v/bin/python
-    "$vpy" -m pip install --quiet --upgrade pip
-    "$vpy" -m pip install --quiet "$wheel[test]"
+    mkdir "$WORK/venv-$v"
+    ci_venv "$py" "$WORK/venv-$v"
+    "$VPY" -m pip install --quiet "$wheel[test]"
     run=$WORK/run-$v
     mkdir "$run"
     cp -r tests tools bench pyproject.toml "$run/"
     if [ "$v" = "$FULL_SUITE" ]; then what=(); echo "   the whole suite";
     else what=("${SUBSET[@]}"); echo "   subset: ${SUBSET[*]#tests/}"; fi
-    (cd "$run" && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$vpy" -m roipool info \
-        && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$vpy" -m pytest -q \
+    (cd "$run" && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$VPY" -m roipool info \
+        && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$VPY" -m pytest -q -rs \
             --deselect "$NEEDS_TORCH" "${what[@]}")
     rm -rf "$WORK/venv-$v" "$run"
     echo "   CPython $v took $(( $(date +%s) - t )) s"
