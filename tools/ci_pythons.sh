@@ -10,7 +10,7 @@
 # files that touch what differs between CPythons (the compiled module, the
 # buffer and dtype handling, the threads, the installed package), leaving out
 # the long-running leak, fuzz, limits, concurrency and benchmark-harness files
-# (about 7 of the whole suite's 8 minutes here). torch is not
+# (about 6 of the whole suite's 8 minutes on this busy machine). torch is not
 # installed for these CPythons (a multi-GB download each): the torch tests
 # skip here and run in the cp311 phases, and so does test_wheel.py's
 # torch + scikit-learn runtime test (deselected).
