@@ -21,11 +21,10 @@ if ! dpkg -s clang libomp-dev >/dev/null 2>&1; then
 fi
 clang --version | head -n 1
 
-VENV=$(mktemp -d)/venv
-trap 'rm -rf "$(dirname "$VENV")"' EXIT
-"$PY" -m venv "$VENV"
-VPY=$VENV/bin/python
-"$VPY" -m pip install --quiet --upgrade pip
+source tools/ci_venv.sh
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+ci_venv "$PY" "$TMP"
 echo "== CC=clang pip install '.[test]'"
 CC=clang "$VPY" -m pip install --quiet --no-cache-dir ".[test]"
 
@@ -55,5 +54,5 @@ if problems:
     raise SystemExit("ci_clang.sh: " + "; ".join(problems))
 print(f"   clang build: {info['compiler']}, OpenMP on (libomp), simd path {best}")
 EOF
-"$VPY" -m pytest -q
+"$VPY" -m pytest -q -rs
 echo "   clang phase took $(( $(date +%s) - T0 )) s"

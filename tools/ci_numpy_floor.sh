@@ -17,11 +17,10 @@ T0=$(date +%s)
 
 FLOOR=$(sed -n 's/^dependencies = \[.*"numpy>=\([0-9]*\.[0-9]*\)".*/\1/p' pyproject.toml)
 [ -n "$FLOOR" ] || { echo "ci_numpy_floor.sh: no numpy>=X.Y in pyproject.toml's dependencies" >&2; exit 1; }
-VENV=$(mktemp -d)/venv
-trap 'rm -rf "$(dirname "$VENV")"' EXIT
-"$PY" -m venv "$VENV"
-VPY=$VENV/bin/python
-"$VPY" -m pip install --quiet --upgrade pip
+source tools/ci_venv.sh
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+ci_venv "$PY" "$TMP"
 echo "== numpy floor: numpy~=$FLOOR.0 with roipool built by pip (isolated, numpy>=2.0)"
 "$VPY" -m pip install --quiet "numpy~=$FLOOR.0" ".[test]"
 HAVE=$("$VPY" -c 'import numpy; print(numpy.__version__)')
@@ -30,5 +29,5 @@ case "$HAVE" in
     *) echo "ci_numpy_floor.sh: pip installed numpy $HAVE, not $FLOOR.x" >&2; exit 1 ;;
 esac
 "$VPY" -m roipool info
-"$VPY" -m pytest -q
+"$VPY" -m pytest -q -rs
 echo "   numpy floor ($HAVE) took $(( $(date +%s) - T0 )) s"

@@ -9,7 +9,8 @@
 # The whole suite runs for FULL_SUITE (the newest); the others run SUBSET, the
 # files that touch what differs between CPythons (the compiled module, the
 # buffer and dtype handling, the threads, the installed package), leaving out
-# the long-running leak, fuzz, limit and concurrency files. torch is not
+# the long-running leak, fuzz, limits, concurrency and benchmark-harness files
+# (about 6 of the whole suite's 8 minutes on this busy machine). torch is not
 # installed for these CPythons (a multi-GB download each): the torch tests
 # skip here and run in the cp311 phases, and so does test_wheel.py's
 # torch + scikit-learn runtime test (deselected).
@@ -23,9 +24,11 @@ FULL_SUITE=${FULL_SUITE:-3.13}
 SUBSET=(tests/test_wheel.py tests/test_packaging.py tests/test_parity.py
         tests/test_formats.py tests/test_errors.py tests/test_backward.py
         tests/test_simd_paths.py tests/test_mxnet_golden.py tests/test_threads.py
-        tests/test_cli.py tests/test_untouched.py tests/test_output_cache.py)
+        tests/test_cli.py tests/test_untouched.py tests/test_output_cache.py
+        tests/test_kernel_edges.py tests/test_rule.py)
 NEEDS_TORCH=tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process
 T0=$(date +%s)
+source tools/ci_venv.sh
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -38,17 +41,16 @@ for v in $PYTHONS; do
     wheel=$(ls wheelhouse/roipool-*-"$tag"-"$tag"-manylinux*.whl)
     echo "   $(basename "$wheel") ($(( $(date +%s) - t )) s)"
     py=$(sed -n 's/^== --python [0-9.]*: //p' "$WORK/build-$v.log")
-    "$py" -m venv "$WORK/venv-$v"
-    vpy=$WORK/venv-$v/bin/python
-    "$vpy" -m pip install --quiet --upgrade pip
-    "$vpy" -m pip install --quiet "$wheel[test]"
+    mkdir "$WORK/venv-$v"
+    ci_venv "$py" "$WORK/venv-$v"
+    "$VPY" -m pip install --quiet "$wheel[test]"
     run=$WORK/run-$v
     mkdir "$run"
     cp -r tests tools bench pyproject.toml "$run/"
     if [ "$v" = "$FULL_SUITE" ]; then what=(); echo "   the whole suite";
     else what=("${SUBSET[@]}"); echo "   subset: ${SUBSET[*]#tests/}"; fi
-    (cd "$run" && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$vpy" -m roipool info \
-        && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$vpy" -m pytest -q \
+    (cd "$run" && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$VPY" -m roipool info \
+        && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$VPY" -m pytest -q -rs \
             --deselect "$NEEDS_TORCH" "${what[@]}")
     rm -rf "$WORK/venv-$v" "$run"
     echo "   CPython $v took $(( $(date +%s) - t )) s"
