@@ -12,7 +12,6 @@
 
 The fuzzer (tools/fuzz.py) checks the same properties on thousands of random cases.
 """
-import resource
 import textwrap
 
 import numpy as np
@@ -215,10 +214,12 @@ def test_out_of_memory_inside_the_kernel_leaves_out_untouched():
     view) that scratch is 2 GiB, which a 1.5 GiB address-space limit refuses. The
     MemoryError comes from inside the kernel, after every check -- out= must still
     hold its sentinel."""
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
-
+    # The limit is set by the child itself: a preexec_fn would make subprocess
+    # fork() this whole test process (with every peer's threads) instead of
+    # spawning the interpreter.
     code = """
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
         import numpy as np, roipool
         data = np.broadcast_to(np.float32(1), (1, 64, 8192, 8192))
         rois = np.array([[0, 0, 0, 3, 3]], np.float32)
@@ -230,7 +231,7 @@ def test_out_of_memory_inside_the_kernel_leaves_out_untouched():
         except MemoryError as e:
             print("MEMORYERROR", bool((out == -12345).all()), bool((am == -7).all()), e)
     """
-    proc = run_python(["-c", textwrap.dedent(code)], 300, preexec_fn=limit)
+    proc = run_python(["-c", textwrap.dedent(code)], 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("MEMORYERROR True True") or proc.stdout.startswith("RESULT True True"), \
         proc.stdout
