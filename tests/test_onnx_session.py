@@ -319,6 +319,7 @@ def test_rois_from_an_overridable_initializer(pool_calls):
         assert [(a.name, a.type, a.shape) for a in getattr(ours, get)()] == \
             [(a.name, a.type, a.shape) for a in getattr(plain, get)()]
     feeds = _pool_feeds(0.5)
-    for feed in ({"X": feeds[0]["X"]}, feeds[2]):
+    bias = np.full((1, 1, 1, 1), -2, np.float32)
+    for feed in ({"X": feeds[0]["X"]}, feeds[2], dict(feeds[1], bias=bias)):
         assert_same(plain.run(None, feed), ours.run(None, feed))
-    assert len(pool_calls) == 2
+    assert len(pool_calls) == 3

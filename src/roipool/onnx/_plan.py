@@ -225,11 +225,10 @@ def plan(model):
             return None
         parts.append(part)
 
-    consts = {}
-    for p in pools.values():
-        for v in p.node.input:
-            if v in inits and v not in consts:
-                consts[v] = _initializer_array(g, v)
+    consts = {}  # initializers read outside any part: by pools, or as graph outputs
+    for v in [v for p in pools.values() for v in p.node.input] + graph_outputs:
+        if v in inits and v not in sparse and v not in consts:
+            consts[v] = _initializer_array(g, v)
     return Plan(parts, [pools[i] for i in order if i in pools], consts)
 
 
