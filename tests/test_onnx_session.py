@@ -167,6 +167,12 @@ def test_pool_in_function_and_other_types_stay_on_ort(pool_calls):
     feed = _pool_feeds(0.5)[2]
     assert_same(plain.run(None, feed), ours.run(None, feed))
     assert pool_calls == []
+    # float16: ORT casts to float32 and back around its kernel, not roipool's
+    # float16 rule, so the pool stays on ORT
+    plain, ours = sessions(M.pool_only((2, 2), 0.5, elem=onnx.TensorProto.FLOAT16))
+    assert not ours.uses_roipool
+    feed = {k: v.astype(np.float16) for k, v in feed.items()}
+    assert_same(plain.run(None, feed), ours.run(None, feed))
     # ONNX allows double MaxRoiPool; ORT has no kernel for it, so both fail alike
     model = M.pool_only((2, 2), 0.5, elem=onnx.TensorProto.DOUBLE)
     with pytest.raises(Exception) as want:
