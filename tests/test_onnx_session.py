@@ -277,7 +277,7 @@ def test_thread_count_follows_intra_op_threads_unless_given(pool_calls):
         ro.InferenceSession(model, num_threads=0)
 
 
-def test_spinning_is_off_unless_the_options_say(monkeypatch):
+def test_spinning_is_off_unless_the_options_say():
     model = M.pool_only((2, 2), 0.5)
     opts = ort.SessionOptions()
     s = ro.InferenceSession(model, opts)
