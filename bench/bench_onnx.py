@@ -20,7 +20,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -121,6 +120,20 @@ def bench(model, feed, threads, repeat):
     return med, parts, pools, cut
 
 
+def shown_args():
+    """The command line without --out (where the file went is not a result)."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip or a.startswith("--out="):
+            skip = False
+            continue
+        if a == "--out":
+            skip = True
+            continue
+        args.append(a)
+    return " ".join(args)
+
+
 def cpu_name():
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -162,7 +175,7 @@ def main():
     text = "\n".join([
         "# ONNX models with MaxRoiPool: plain ONNX Runtime vs roipool.onnx.InferenceSession",
         "",
-        f"Run {now} with `python bench/bench_onnx.py {' '.join(sys.argv[1:])}` (git {git}); "
+        f"Run {now} with `python bench/bench_onnx.py {shown_args()}` (git {git}); "
         f"roipool {roipool.__version__}, onnxruntime "
         f"{ort.__version__}, Python {platform.python_version()}, CPU {cpu_name()}, "
         f"{len(os.sched_getaffinity(0))} usable cores. Load average before/after: "

@@ -160,10 +160,13 @@ def rois(rng, k, n, h, w, scale, odd=True):
 
 
 def const_rois(scale=0.5):
-    """The ROIs as an initializer that is also a graph input (an overridable
-    initializer): pooled without a feed, replaced by one."""
+    """The ROIs and a bias added to the map as initializers that are also graph
+    inputs (overridable initializers): used without a feed, replaced by one.
+    The bias is also a graph output."""
     r = numpy_helper.from_array(np.array([[0, 0, 0, 9, 9], [1, 3.5, 2.5, 20, 7],
                                           [0, 12, 11, 2, 1]], np.float32), "rois")
-    return _model([_pool("X", "rois", "Y", (2, 2), scale)],
-                  [_t("X", F, ["N", "C", "H", "W"]), _t("rois", F, ["K", 5])], [_t("Y", F)],
-                  [r])
+    bias = numpy_helper.from_array(np.full((1, 1, 1, 1), 0.5, np.float32), "bias")
+    nodes = [helper.make_node("Add", ["X", "bias"], ["xb"]),
+             _pool("xb", "rois", "Y", (2, 2), scale)]
+    return _model(nodes, [_t("X", F, ["N", "C", "H", "W"]), _t("rois", F, ["K", 5]),
+                          _t("bias", F, [1, 1, 1, 1])], [_t("Y", F), _t("bias", F)], [r, bias])

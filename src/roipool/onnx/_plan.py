@@ -196,13 +196,6 @@ def plan(model):
         where[i] = k
         assert k >= asap[i]
 
-    produced_in = {}  # value -> part index, or ("pool", cut)
-    for i, k in where.items():
-        for o in nodes[i].output:
-            produced_in[o] = k
-    for p in pools.values():
-        produced_in[p.out] = ("pool", p.cut)
-
     parts = []
     for k in range(last + 1):
         members = [i for i in order if where.get(i) == k]
@@ -219,17 +212,15 @@ def plan(model):
             if (i in pools and pools[i].cut >= k) or where.get(i, -1) > k:
                 later.update(ins[i])
         outs = [o for i in members for o in nodes[i].output if o in later]
-        part = _part_model(model, k, [nodes[i] for i in members], reads, outs, values, inits,
-                           graph_inputs)
+        part = _part_model(model, k, [nodes[i] for i in members], reads, outs, values, inits)
         if part is None:
             return None
         parts.append(part)
 
-    consts = {}
-    for p in pools.values():
-        for v in p.node.input:
-            if v in inits and v not in consts:
-                consts[v] = _initializer_array(g, v)
+    consts = {}  # initializers read outside any part: by pools, or as graph outputs
+    for v in [v for p in pools.values() for v in p.node.input] + graph_outputs:
+        if v in inits and v not in sparse and v not in consts:
+            consts[v] = _initializer_array(g, v)
     return Plan(parts, [pools[i] for i in order if i in pools], consts)
 
 
@@ -240,7 +231,7 @@ def _initializer_array(g, name):
     raise KeyError(name)
 
 
-def _part_model(model, k, members, reads, outs, values, inits, graph_inputs):
+def _part_model(model, k, members, reads, outs, values, inits):
     g = model.graph
     declared_in = {v.name: v for v in g.input}
     declared_out = {v.name: v for v in g.output}

@@ -203,7 +203,9 @@ class InferenceSession:
         for step in self._schedule(names):
             if step[0] == "part":
                 _, sess, feed, fetch = step
-                env.update(zip(fetch, sess.run(fetch, {v: env[v] for v in feed}, run_options)))
+                # an overridable initializer not fed keeps its value
+                env.update(zip(fetch, sess.run(fetch, {v: env[v] for v in feed if v in env},
+                                               run_options)))
             else:
                 p = step[1]
                 env[p.out] = self._pool(p, env[p.x], env[p.rois])
