@@ -13,7 +13,7 @@ chaining (every executed block is one log line), the log filtered to the
 address ranges of the path's own functions in the extension (from its ELF
 symbol table: the ROI max kernel and bin max of that path and type, and the
 path's transposes; qemu-user maps the extension at the same guest address in
-every run, which the child checks). The log goes through a pipe to `wc -l`.
+every run, which the child checks). The log goes through a pipe to awk, which counts its lines by function.
 A child makes `calls` forward calls (argmax on, one thread); the count with 1
 call is subtracted from the count with 2, which cancels everything before the
 first call, and divided by the visits of one call (the elements the rule
@@ -71,42 +71,55 @@ def functions(path):
 
 
 def ranges(rep, isa, dtype):
-    """The qemu -dfilter ranges of the path's functions, and their names."""
+    """{function name: (first, last guest address)} of the path's own functions."""
     t, i = SUFFIX[dtype], ISA_SUFFIX[isa]
-    pat = re.compile(rf"roipool_(roi_max|bin_max)_{t}_{i}$|roipool_transpose(16|32|64)_{i}$"
-                     rf"|roipool_transpose_elems$")
+    pat = re.compile(rf"roipool_(roi_max|bin_max)_{t}_{i}$|roipool_transpose(16|32|64)_{i}$")
     funcs = {n: v for n, v in functions(rep["so"]).items() if pat.match(n)}
     if not any(n.startswith("roipool_roi_max") for n in funcs):
         sys.exit(f"no kernel symbol for {isa} {dtype} in {rep['so']} (stripped?)")
     base = int(rep["base"], 16)
-    return ",".join(f"0x{base + v:x}+0x{s:x}" for v, s in funcs.values()), sorted(funcs)
+    return {n: (base + v, base + v + s - 1) for n, (v, s) in funcs.items()}
 
 
-def child(isa, args, dtype, calls, dfilter=None):
-    """(child's report, guest instructions executed in dfilter's ranges, or None)."""
+# Counts the log's lines by the function their guest PC (the second field in
+# brackets, 16 hex digits: string order is address order) falls in. The "x"
+# keeps awk from reading "...5500e40000" as a number.
+AWK = r"""
+BEGIN { n = split(R, r, ","); for (i = 1; i <= n; i += 3) { lo[i] = "x" r[i]; hi[i] = "x" r[i + 1] } }
+/^Trace / { split($4, f, "/"); pc = "x" f[2]; for (i = 1; i <= n; i += 3)
+            if (pc >= lo[i] && pc <= hi[i]) { c[r[i + 2]]++; break } }
+END { for (k in c) print k, c[k] }
+"""
+
+
+def child(isa, args, dtype, calls, funcs=None):
+    """(child's report, {function: guest instructions executed in it} or None)."""
     env = dict(os.environ, ROIPOOL_ISA=isa)
     cmd = [sys.executable, "-c", CHILD, args.workload, str(args.rois), dtype, str(calls)]
+    counts = None
     with tempfile.TemporaryDirectory() as tmp:
-        if not dfilter:
+        if not funcs:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            count = None
         else:
             fifo = os.path.join(tmp, "log")
             os.mkfifo(fifo)
-            env.update(QEMU_SINGLESTEP="1", QEMU_LOG="exec,nochain", QEMU_DFILTER=dfilter,
-                       QEMU_LOG_FILENAME=fifo)
-            with open(os.path.join(tmp, "n"), "w+") as n:
-                wc = subprocess.Popen(f"wc -l < {fifo}", shell=True, stdout=n)
+            env.update(QEMU_SINGLESTEP="1", QEMU_LOG="exec,nochain", QEMU_LOG_FILENAME=fifo,
+                       QEMU_DFILTER=",".join(f"0x{lo:x}..0x{hi:x}" for lo, hi in funcs.values()))
+            spec = ",".join(f"{lo:016x},{hi:016x},{n}" for n, (lo, hi) in funcs.items())
+            with open(fifo + ".n", "w+") as out:
+                reader = subprocess.Popen(f"awk -v R={spec} '{AWK}' < {fifo}", shell=True,
+                                          stdout=out)
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                wc.wait()
-                n.seek(0)
-                count = int(n.read())
+                reader.wait()
+                out.seek(0)
+                counts = {n: 0 for n in funcs}
+                counts.update({k: int(v) for k, v in (line.split() for line in out)})
     if proc.returncode != 0:
         sys.exit(proc.stderr)
     rep = json.loads(proc.stdout.strip().splitlines()[-1])
     if rep["isa"] != isa:
         sys.exit(f"asked for {isa}, ran {rep['isa']}")
-    return rep, count
+    return rep, counts
 
 
 def main():
@@ -119,19 +132,20 @@ def main():
         per_visit = {}
         for isa in ("baseline", "neon"):
             rep, _ = child(isa, args, dtype, 1)
-            dfilter, names = ranges(rep, isa, dtype)
-            rep1, one = child(isa, args, dtype, 1, dfilter)
-            rep2, two = child(isa, args, dtype, 2, dfilter)
+            funcs = ranges(rep, isa, dtype)
+            rep1, one = child(isa, args, dtype, 1, funcs)
+            rep2, two = child(isa, args, dtype, 2, funcs)
             if rep1["base"] != rep["base"] or rep2["base"] != rep["base"]:
                 sys.exit("the extension moved between runs")
-            per_visit[isa] = (two - one) / rep["visits"]
+            call = {n: two[n] - one[n] for n in funcs}
+            kernel = sum(v for n, v in call.items() if "_max_" in n)
+            per_visit[isa] = sum(call.values()) / rep["visits"]
             print(json.dumps(dict(workload=f"{args.workload}[:{args.rois}]", dtype=dtype,
-                                  isa=isa, visits=rep["visits"], insns_per_call=two - one,
-                                  insns_per_visit=round(per_visit[isa], 3),
-                                  functions=names)), flush=True)
+                                  isa=isa, visits=rep["visits"], per_call=call,
+                                  kernel_per_visit=round(kernel / rep["visits"], 3),
+                                  all_per_visit=round(per_visit[isa], 3))), flush=True)
         print(f"{dtype}: baseline / neon instructions = "
               f"{per_visit['baseline'] / per_visit['neon']:.2f}", flush=True)
-
 
 if __name__ == "__main__":
     main()
