@@ -14,6 +14,12 @@ import pytest
 import roipool
 from roipool._reference import forward as ref_forward
 
+from helpers import bfloat16
+
+# float16/bfloat16 have kernels of their own (loads and stores converting in
+# registers) on every path
+DTYPES = [np.float32, np.float64, np.float16] + ([bfloat16] if bfloat16 is not None else [])
+
 SUPPORTED = roipool.supported_isas()
 
 
@@ -28,7 +34,7 @@ def _cases():
     rng = np.random.default_rng(11)
     # channel counts around every vector width and unroll boundary
     for C in (1, 3, 4, 7, 8, 9, 16, 31, 32, 33, 64, 65, 100):
-        for dtype in (np.float32, np.float64):
+        for dtype in DTYPES:
             N, H, W = 2, int(rng.integers(1, 14)), int(rng.integers(1, 14))
             data = rng.integers(-4, 5, (N, C, H, W)).astype(dtype)  # many ties
             data[rng.random(data.shape) < 0.05] = np.nan
@@ -105,7 +111,7 @@ def restore_tuning():
 
 
 @pytest.mark.parametrize("isa", SUPPORTED)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_every_channel_block_size_gives_the_reference(isa, dtype, restore_isa, restore_tuning):
     # The block of channels pooled together shrinks with the cache budget
     # (8, 16, ..., 64 channels); each size takes other vector loops and tails.

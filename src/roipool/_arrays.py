@@ -30,12 +30,19 @@ def storage_dtype(arr, rmode):
     return dt if rmode != Rounding.RMODE_NONE or dt.isnative else dt.newbyteorder("=")
 
 
+def kernel_dtype(storage):
+    """The dtype the kernels read and write for results of `storage`: itself
+    in native byte order (float16 and bfloat16 included: the kernels convert
+    them in registers)."""
+    return storage if storage.isnative else storage.newbyteorder("=")
+
+
 def to_compute(arr, compute, rmode, storage, contiguous=True):
-    """Convert to the compute dtype through the storage type (values are first
-    converted to T, then computed on: docs/semantics.md, "The rule" and
-    "Reduced precision"), copying at most once
-    per conversion; the kernel reads any strides, so only buffers that must
-    be contiguous are made so."""
+    """Convert to `compute` (the ROI geometry's compute dtype, or the kernels'
+    dtype) through the storage type (values are first converted to T, then
+    computed on: docs/semantics.md, "The rule" and "Reduced precision"),
+    copying at most once per conversion; the kernel reads any strides, so
+    only buffers that must be contiguous are made so."""
     # A value beyond T's range becomes inf, as the rule says (a ROI row holding
     # it is then reported); no RuntimeWarning, which -W error would turn into
     # an exception other than the one documented.
@@ -77,8 +84,8 @@ def new_output(shape, dtype, name, channels_last=False):
 
 
 def in_storage_dtype(result, storage, channels_last=False):
-    """A kernel result (compute dtype) as a new output of the storage dtype:
-    exact, every float16/bfloat16 result came from data or is 0 or -inf."""
+    """A kernel result (native byte order) as a new output of the storage
+    dtype (a byte-swapped float16 one)."""
     out = new_output(result.shape, storage, "out", channels_last)
     out[...] = result
     return out

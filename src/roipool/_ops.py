@@ -3,7 +3,7 @@
 from roipool import _roi_pool
 from roipool import _arrays as a
 from roipool import _validate as v
-from roipool._roi_pool import Rounding, Status
+from roipool._roi_pool import Status
 from roipool._status import raise_bad_status
 
 
@@ -60,12 +60,15 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     argmax_cl = out_cl
     if argmax is not None:
         argmax_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
-    # The kernel writes aligned memory in the compute dtype; a reduced-precision
-    # or misaligned out=/argmax= is filled from a temporary after success.
-    if out is not None and rmode == Rounding.RMODE_NONE and out.flags.aligned:
+    # The kernel reads data and writes aligned memory in the storage dtype
+    # (float16/bfloat16 too, converted in registers), native byte order; a
+    # misaligned or byte-swapped out=/argmax= is filled from a temporary
+    # after success.
+    kernel_dtype = a.kernel_dtype(storage)
+    if out is not None and out.flags.aligned and out.dtype == kernel_dtype:
         k_out = out
     else:
-        k_out = a.new_output(shape, compute, "out", out_cl)
+        k_out = a.new_output(shape, kernel_dtype, "out", out_cl)
     k_arg = argmax
     if (k_arg is None and return_argmax) or (k_arg is not None and not k_arg.flags.aligned):
         k_arg = a.new_output(shape, v.INT32, "argmax", argmax_cl)
@@ -74,15 +77,15 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     if compact is not None:  # a huge broadcast batch: only the images used
         n_used, k_rois = compact
         k_data = data[:n_used]
-    if k_data.dtype != compute:
-        k_data = a.to_compute(k_data, compute, rmode, storage, False)
+    if k_data.dtype != kernel_dtype:
+        k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
     k_data = a.aligned(k_data)
     status = _roi_pool.forward(k_data, k_rois, scale_t, scale_d, torchvision, rmode, ph, pw,
                                k_out, out_cl, k_arg, argmax_cl, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, n, storage)
     if out is None:
-        out = k_out if rmode == Rounding.RMODE_NONE else a.in_storage_dtype(k_out, storage, out_cl)
+        out = k_out if k_out.dtype == storage else a.in_storage_dtype(k_out, storage, out_cl)
     elif k_out is not out:
         out[...] = k_out
     if argmax is not None and k_arg is not argmax:
@@ -134,23 +137,25 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     if out is not None:
         out_cl = v.check_buffer(out, "out", shape, storage,
                                 (("grad_out", grad_out), ("argmax", argmax_in), ("rois", rois)))
-    # The kernel writes aligned C-contiguous memory in the compute dtype; a
-    # channels-last, misaligned or reduced-precision out= is filled from a
-    # temporary after success. So is any out= while argmax is unchecked: the
+    # The kernel reads grad_out and writes aligned C-contiguous memory in the
+    # storage dtype (native byte order; float16/bfloat16 planes are added in a
+    # float32 scratch of one channel block per thread); a channels-last,
+    # misaligned or byte-swapped out= is filled from a temporary after success. So is any out= while argmax is unchecked: the
     # kernel finds a bad value only after writing, and out= stays untouched
     # on error. (The copy is of grad's size, far less than the pass over
     # argmax it saves when R * PH * PW exceeds N * H * W.)
-    if out is not None and rmode == Rounding.RMODE_NONE and not out_cl and out.flags.aligned \
+    kernel_dtype = a.kernel_dtype(storage)
+    if out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned \
             and am_checked:
         k_out = out
     else:
-        k_out = a.new_output(shape, compute, "out")
-    k_grad = a.aligned(a.to_compute(grad_out, compute, rmode, storage))
+        k_out = a.new_output(shape, kernel_dtype, "out")
+    k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
     k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
     compact = a.compact_batch(shape, None, rois_c)
     if compact is not None:  # empty images, a huge batch: only the ROI checks run
         k_n, k_rois = compact
-        k_grad_data = a.new_output((k_n,) + shape[1:], compute, "out")
+        k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
     status = _roi_pool.backward(k_grad, k_rois, am, k_n, shape[2], shape[3], k_grad_data,
                                 rmode, n_threads)
     if status == Status.BAD_ARGMAX:
@@ -161,6 +166,6 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
         if k_out is not out:
             out[...] = k_out
         return out
-    if rmode != Rounding.RMODE_NONE:
+    if k_out.dtype != storage:
         return a.in_storage_dtype(k_out, storage)
     return k_out

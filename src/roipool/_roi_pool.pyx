@@ -12,7 +12,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
-from libc.stdint cimport int32_t, int64_t, uint16_t
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -60,6 +60,11 @@ cdef extern from "simd/simd.h" nogil:
     long roipool_l2_cache_bytes() noexcept
     float roipool_round_half(float x) noexcept
     float roipool_round_bf16(float x) noexcept
+    float roipool_f16_to_ct(uint16_t x) noexcept
+    uint16_t roipool_f16_from_ct(float x) noexcept
+    float roipool_bf16_to_ct(uint16_t x) noexcept
+    uint16_t roipool_bf16_from_ct(float x) noexcept
+    float roipool_add_nan_first(float a, float b) noexcept
     void roipool_prefetch(const void *p) noexcept
 
 # The one declaration of the kernels' status codes and rounding modes; the
@@ -255,6 +260,15 @@ cdef Py_ssize_t _block_size(Py_ssize_t C, Py_ssize_t HW, Py_ssize_t itemsize,
 
 # ---- forward: one plan per call, one task per (image, channel block, ROIs) --
 
+ctypedef void (*transpose_fn)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
+                              void *dst) noexcept nogil
+
+# Elements of a gathered block, copied as bits of their width.
+ctypedef fused word:
+    uint16_t
+    uint32_t
+    uint64_t
+
 ctypedef struct Task:
     Py_ssize_t image       # n
     Py_ssize_t c0          # first channel of the block
@@ -262,9 +276,12 @@ ctypedef struct Task:
 
 
 ctypedef struct ForwardPlan:
-    # the feature map: element (n, c, h, w) at (floating *)data + n * stride_n
-    # + c * stride_c + h * stride_h + w * stride_w (strides in elements)
+    # the feature map, in its storage type (itemsize bytes; float16/bfloat16
+    # as 16-bit patterns, rmode tells which): element (n, c, h, w) at element
+    # n * stride_n + c * stride_c + h * stride_h + w * stride_w of data
     const char *data
+    Py_ssize_t itemsize
+    int rmode
     Py_ssize_t stride_n, stride_c, stride_h, stride_w
     Py_ssize_t C, H, W, PH, PW
     bint gather                # copy each channel block pixel-major first
@@ -286,7 +303,7 @@ ctypedef struct ForwardPlan:
 
 ctypedef struct Scratch:
     # one thread's part of the scratch allocation (see _plan_scratch)
-    void *res       # best values of a group of bins, channel-minor
+    void *res       # best values of a group of bins, channel-minor (storage type)
     int32_t *ires   # their argmax
     void *idx       # value-width argmax lanes (the x86 double paths)
     void *stage     # a ROI's block of out, staged for streaming
@@ -341,47 +358,74 @@ cdef inline void _store(const ForwardPlan *p, const void *src, Py_ssize_t itemsi
                 memcpy(dst + ((r * roi_bins + k0 + k) * C + c0) * itemsize,
                        s + k * nc * itemsize, nc * itemsize)
         return
+    cdef transpose_fn transpose = roipool_kernels.transpose32
+    cdef Py_ssize_t n_bytes = nc * roi_bins * itemsize
     dst += ((r * C + c0) * roi_bins + k0) * itemsize
     if itemsize == 8:
         roipool_transpose64(src, nc, n_bins, roi_bins, dst)
-    elif p.stream and n_bins == roi_bins:
-        # the ROI's block of out is contiguous: stage it, stream it
-        roipool_kernels.transpose32(src, nc, n_bins, roi_bins, stage)
-        roipool_kernels.stream32(stage, nc * roi_bins, dst)
+        return
+    if itemsize == 2:
+        transpose = roipool_kernels.transpose16
+    if p.stream and n_bins == roi_bins:
+        # the ROI's block of out is contiguous: stage it, stream it (in
+        # 4-byte words; an odd count of 16-bit elements leaves one)
+        transpose(src, nc, n_bins, roi_bins, stage)
+        roipool_kernels.stream32(stage, n_bytes // 4, dst)
+        if n_bytes % 4:
+            memcpy(dst + n_bytes - 2, <const char *>stage + n_bytes - 2, 2)
     else:
-        roipool_kernels.transpose32(src, nc, n_bins, roi_bins, dst)
+        transpose(src, nc, n_bins, roi_bins, dst)
+
+
+cdef inline void _gather_strided(const word *src, word *block, Py_ssize_t nc, Py_ssize_t H,
+                                 Py_ssize_t W, Py_ssize_t stride_c, Py_ssize_t stride_h,
+                                 Py_ssize_t stride_w) noexcept nogil:
+    """Channels [0, nc) of src (element strides) to block pixel-major."""
+    cdef Py_ssize_t h, j, w
+    for h in range(H):
+        for j in range(nc):
+            for w in range(W):
+                block[(h * W + w) * nc + j] = src[j * stride_c + h * stride_h + w * stride_w]
 
 
 cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
                      floating init) noexcept nogil:
     """Pool one task with this thread's scratch; `init` (the running max's
-    start) also selects the element type of data, out and scratch."""
+    start) selects the compute type, p.itemsize and p.rmode the storage type
+    of data, out and scratch (float16/bfloat16 are converted in registers)."""
     cdef Py_ssize_t H = p.H, W = p.W, PH = p.PH, PW = p.PW, roi_bins = PH * PW
     cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
     cdef Py_ssize_t stride_c = p.stride_c, stride_h = p.stride_h, stride_w = p.stride_w
     cdef Py_ssize_t geom_len = _geom_len(PH, PW), group_bins = p.group_bins
+    cdef Py_ssize_t itemsize = p.itemsize
+    cdef int rmode = p.rmode
     cdef const Py_ssize_t *geom = p.geom
     cdef const Py_ssize_t *order = p.order
     cdef char *argmax = p.argmax
-    cdef Py_ssize_t i, r, j, h, w, k0, k1
+    # without argmax the kernels keep the values only (no compare and blend)
+    cdef int32_t *ires = s.ires if argmax != NULL else NULL
+    cdef Py_ssize_t i, r, h, w, k0, k1
     cdef roipool_block_t view
     cdef const Py_ssize_t *bounds
-    cdef const floating *src = (<const floating *>p.data) + task.image * p.stride_n + c0 * stride_c
-    cdef floating *block = <floating *>s.block
+    cdef const char *src = p.data + (task.image * p.stride_n + c0 * stride_c) * itemsize
+    cdef char *block = <char *>s.block
     if p.gather:
         # Copy the block pixel-major once, so every bin visit reads one short
         # contiguous channel vector from a block that stays in L2.
         if stride_c == 1:
             for h in range(H):
                 for w in range(W):
-                    memcpy(block + (h * W + w) * nc, src + h * stride_h + w * stride_w,
-                           nc * sizeof(floating))
+                    memcpy(block + (h * W + w) * nc * itemsize,
+                           src + (h * stride_h + w * stride_w) * itemsize, nc * itemsize)
+        elif itemsize == 2:
+            _gather_strided(<const uint16_t *>src, <uint16_t *>block, nc, H, W, stride_c,
+                            stride_h, stride_w)
+        elif itemsize == 4:
+            _gather_strided(<const uint32_t *>src, <uint32_t *>block, nc, H, W, stride_c,
+                            stride_h, stride_w)
         else:
-            for h in range(H):
-                for j in range(nc):
-                    for w in range(W):
-                        block[(h * W + w) * nc + j] = \
-                            src[j * stride_c + h * stride_h + w * stride_w]
+            _gather_strided(<const uint64_t *>src, <uint64_t *>block, nc, H, W, stride_c,
+                            stride_h, stride_w)
         view.base, view.row_stride, view.col_stride = block, W * nc, nc
     else:
         view.base, view.row_stride, view.col_stride = src, stride_h, stride_w
@@ -395,13 +439,19 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
         k0 = 0
         while k0 < roi_bins:
             k1 = min(k0 + group_bins, roi_bins)
-            if floating is float:
-                roipool_kernels.roi_max_f32(&view, bounds, PH, PW, k0, k1, init, <float *>s.res,
-                                    s.ires, <int32_t *>s.idx)
+            if floating is double:
+                roipool_kernels.roi_max_f64(&view, bounds, PH, PW, k0, k1, init,
+                                            <double *>s.res, ires, <int64_t *>s.idx)
+            elif rmode == RMODE_HALF:
+                roipool_kernels.roi_max_f16(&view, bounds, PH, PW, k0, k1, init,
+                                            <uint16_t *>s.res, ires, <int32_t *>s.idx)
+            elif rmode == RMODE_BF16:
+                roipool_kernels.roi_max_bf16(&view, bounds, PH, PW, k0, k1, init,
+                                             <uint16_t *>s.res, ires, <int32_t *>s.idx)
             else:
-                roipool_kernels.roi_max_f64(&view, bounds, PH, PW, k0, k1, init, <double *>s.res,
-                                    s.ires, <int64_t *>s.idx)
-            _store(p, s.res, sizeof(floating), p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
+                roipool_kernels.roi_max_f32(&view, bounds, PH, PW, k0, k1, init,
+                                            <float *>s.res, ires, <int32_t *>s.idx)
+            _store(p, s.res, itemsize, p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
             if argmax != NULL:  # callers that only want out skip half the writes
                 _store(p, s.ires, 4, argmax, p.argmax_cl, r, c0, nc, k0, k1, s.stage)
             k0 = k1
@@ -437,7 +487,7 @@ cdef Py_ssize_t _run_plan(ForwardPlan *p, Py_ssize_t N, const Py_ssize_t *offset
                 n_tasks += 1
     p.tasks = tasks
     n_workers = max(1, min(<Py_ssize_t>n_threads, n_tasks))
-    _plan_scratch(p, sizeof(floating))
+    _plan_scratch(p, p.itemsize)
     scratch = <char *>malloc(n_workers * p.thread_bytes + 64)
     if scratch == NULL:
         free(tasks)
@@ -459,15 +509,15 @@ cdef Py_ssize_t _run_plan(ForwardPlan *p, Py_ssize_t N, const Py_ssize_t *offset
     return OK
 
 
-cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1] rois,
-                         const RoiRule *rule, char *out, bint out_cl, char *argmax,
-                         bint argmax_cl, int n_threads) noexcept nogil:
-    cdef ForwardPlan p
-    cdef Py_ssize_t R = rois.shape[0], itemsize = sizeof(floating), status
+cdef Py_ssize_t _forward(ForwardPlan *p, const floating[:, ::1] rois, const RoiRule *rule,
+                         char *out, bint out_cl, char *argmax, bint argmax_cl,
+                         int n_threads) noexcept nogil:
+    """p holds the map (data, itemsize, rmode, strides, C); the rest is set here."""
+    cdef Py_ssize_t R = rois.shape[0], itemsize = p.itemsize, status
     cdef Py_ssize_t *geom = NULL
     cdef Py_ssize_t *order = NULL
     cdef Py_ssize_t *offsets = NULL
-    p.C, p.H, p.W, p.PH, p.PW = data.shape[1], rule.H, rule.W, rule.PH, rule.PW
+    p.H, p.W, p.PH, p.PW = rule.H, rule.W, rule.PH, rule.PW
     if out == NULL or p.C == 0:  # empty output: only the ROI checks
         geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
         status = NO_MEMORY if geom == NULL else _prepare(rois, rule, SCAN_SCALED, geom,
@@ -481,11 +531,6 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
     if geom != NULL and order != NULL and offsets != NULL:
         status = _prepare(rois, rule, SCAN_GEOMETRY, geom, order, offsets)
     if status == OK and R > 0:
-        p.data = <const char *>&data[0, 0, 0, 0]
-        p.stride_n = data.strides[0] // itemsize
-        p.stride_c = data.strides[1] // itemsize
-        p.stride_h = data.strides[2] // itemsize
-        p.stride_w = data.strides[3] // itemsize
         # Channels-last data is read in place when one block covers all channels.
         p.gather = not (p.C == 1 or (p.stride_c == 1 and p.C <= _max_block))
         p.block_channels = _block_size(p.C, p.H * p.W, itemsize, p.gather)  # >= 1: C >= 1
@@ -493,7 +538,7 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
         p.stream = R * p.C * p.PH * p.PW * itemsize > _stream_bytes
         p.geom, p.order = geom, order
         p.out, p.out_cl, p.argmax, p.argmax_cl = out, out_cl, argmax, argmax_cl
-        status = _run_plan(&p, rule.N, offsets, n_threads,
+        status = _run_plan(p, rule.N, offsets, n_threads,
                            <floating>(-FLT_MAX if rule.rmode == RMODE_NONE else -INFINITY))
     free(geom)
     free(order)
@@ -501,33 +546,44 @@ cdef Py_ssize_t _forward(const floating[:, :, :, :] data, const floating[:, ::1]
     return status
 
 
-def forward(data, rois, double scale_t, double scale_d, bint torchvision, int rmode,
-            Py_ssize_t PH, Py_ssize_t PW, cnp.ndarray out not None, bint out_cl,
+def forward(cnp.ndarray data not None, rois, double scale_t, double scale_d, bint torchvision,
+            int rmode, Py_ssize_t PH, Py_ssize_t PW, cnp.ndarray out not None, bint out_cl,
             cnp.ndarray argmax, bint argmax_cl, int n_threads):
     """Pool; returns Status.OK, Status.NO_MEMORY or a bad row as
     r * ROW_CODES + RowError.
 
-    data: float32/float64 [N, C, H, W], any strides; rois C-contiguous in
-    data's dtype; out/argmax: [R, C, PH, PW] whose memory is C-contiguous
-    [R, C, PH, PW] or, with out_cl/argmax_cl, [R, PH, PW, C]; argmax may be None.
+    data: [N, C, H, W] in native byte order, any strides whose byte counts are
+    multiples of the item size: float32/float64, or float16/bfloat16 (rmode
+    says which) read as they are; rois C-contiguous in the compute dtype
+    (float32 for the halves); out/argmax: [R, C, PH, PW] in data's dtype /
+    int32 whose memory is C-contiguous [R, C, PH, PW] or, with
+    out_cl/argmax_cl, [R, PH, PW, C]; argmax may be None.
     """
     cdef RoiRule rule
+    cdef ForwardPlan p
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(data)
+    cdef const cnp.npy_intp *strides = cnp.PyArray_STRIDES(data)
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(data)
     rule.scale_t, rule.scale_d, rule.torchvision, rule.rmode = scale_t, scale_d, torchvision, rmode
     rule.PH, rule.PW = PH, PW
+    rule.N, rule.H, rule.W = shape[0], shape[2], shape[3]
+    p.data = <const char *>cnp.PyArray_DATA(data)
+    p.itemsize, p.rmode, p.C = itemsize, rmode, shape[1]
+    p.stride_n, p.stride_c = strides[0] // itemsize, strides[1] // itemsize
+    p.stride_h, p.stride_w = strides[2] // itemsize, strides[3] // itemsize
     if cnp.PyArray_SIZE(out) == 0:  # nothing to write; the ROI scan still runs
         out = argmax = None
-    if data.dtype.itemsize == 4:
-        return _forward_call(<float>0, data, rois, &rule, out, out_cl, argmax, argmax_cl,
+    if itemsize == 8:
+        return _forward_call(<double>0, &p, rois, &rule, out, out_cl, argmax, argmax_cl,
                              n_threads)
-    return _forward_call(<double>0, data, rois, &rule, out, out_cl, argmax, argmax_cl,
-                         n_threads)
+    return _forward_call(<float>0, &p, rois, &rule, out, out_cl, argmax, argmax_cl, n_threads)
 
 
-cdef Py_ssize_t _forward_call(floating kind, data, rois, RoiRule *rule, cnp.ndarray out,
-                              bint out_cl, cnp.ndarray argmax, bint argmax_cl,
+cdef Py_ssize_t _forward_call(floating kind, ForwardPlan *p, rois, RoiRule *rule,
+                              cnp.ndarray out, bint out_cl, cnp.ndarray argmax, bint argmax_cl,
                               int n_threads):
-    """Typed views for _forward[floating] (`kind` only selects the type)."""
-    cdef const floating[:, :, :, :] d = data
+    """A typed view of rois for _forward[floating] (`kind`, the compute type,
+    only selects the type)."""
     cdef const floating[:, ::1] r = rois
     # out and argmax are contiguous blocks (checked or allocated so by the
     # Python layer): their data pointers are all the kernel needs, and taking
@@ -535,22 +591,42 @@ cdef Py_ssize_t _forward_call(floating kind, data, rois, RoiRule *rule, cnp.ndar
     cdef char *out_ptr = NULL if out is None else <char *>cnp.PyArray_DATA(out)
     cdef char *argmax_ptr = NULL if argmax is None else <char *>cnp.PyArray_DATA(argmax)
     cdef Py_ssize_t status
-    rule.N, rule.H, rule.W = d.shape[0], d.shape[2], d.shape[3]
     with nogil:
-        status = _forward(d, r, rule, out_ptr, out_cl, argmax_ptr, argmax_cl, n_threads)
+        status = _forward(p, r, rule, out_ptr, out_cl, argmax_ptr, argmax_cl, n_threads)
     return status
 
 
 # ---- backward ----------------------------------------------------------------
 
-cdef inline bint _scatter(floating *plane, const floating *go, const int32_t *am,
-                          const floating *go_next, const int32_t *am_next,
+cdef inline Py_ssize_t _storage_size(floating kind, int rmode) noexcept nogil:
+    """Bytes of one element of the storage type (`kind` is the compute type)."""
+    if floating is double:
+        return 8
+    else:
+        return 4 if rmode == RMODE_NONE else 2
+
+
+cdef inline floating _load(floating kind, const char *p, Py_ssize_t i, int rmode) noexcept nogil:
+    """Element i of a storage-type array, in the compute type (exact)."""
+    if floating is double:
+        return (<const double *>p)[i]
+    elif rmode == RMODE_HALF:
+        return roipool_f16_to_ct((<const uint16_t *>p)[i])
+    elif rmode == RMODE_BF16:
+        return roipool_bf16_to_ct((<const uint16_t *>p)[i])
+    else:
+        return (<const float *>p)[i]
+
+
+cdef inline bint _scatter(floating *plane, const char *go, const int32_t *am,
+                          const char *go_next, const int32_t *am_next,
                           Py_ssize_t nc, Py_ssize_t roi_bins, Py_ssize_t HW,
                           int rmode) noexcept nogil:
-    """Add one ROI's grad_out chunk (nc channels) into the planes at argmax;
-    True when an argmax value lies outside [-1, H*W) (it is skipped). The
-    next ROI's chunks (go_next, am_next; NULL for none) are prefetched."""
-    cdef Py_ssize_t c, k
+    """Add one ROI's grad_out chunk (nc channels, storage type) into the
+    compute-type planes at argmax; True when an argmax value lies outside
+    [-1, H*W) (it is skipped). The next ROI's chunks (go_next, am_next; NULL
+    for none) are prefetched."""
+    cdef Py_ssize_t c, k, size = _storage_size(<floating>0, rmode)
     cdef int32_t a
     cdef bint bad = False
     for c in range(nc):
@@ -559,9 +635,9 @@ cdef inline bint _scatter(floating *plane, const floating *go, const int32_t *am
         # 64-byte line at a time, while this one is added.
         if go_next != NULL:
             k = 0
-            while k < roi_bins:
-                roipool_prefetch(go_next + c * roi_bins + k)
-                k += 64 // sizeof(floating)
+            while k < roi_bins * size:
+                roipool_prefetch(go_next + c * roi_bins * size + k)
+                k += 64
             k = 0
             while k < roi_bins:
                 roipool_prefetch(am_next + c * roi_bins + k)
@@ -569,31 +645,82 @@ cdef inline bint _scatter(floating *plane, const floating *go, const int32_t *am
         for k in range(roi_bins):
             a = am[c * roi_bins + k]
             if <size_t>a < <size_t>HW:  # 0 <= a < H*W
-                # float16/bfloat16: every add is rounded, as in half_t
-                plane[c * HW + a] = _as_storage(plane[c * HW + a] + go[c * roi_bins + k], rmode)
+                if floating is double or rmode == RMODE_NONE:
+                    plane[c * HW + a] += _load(<floating>0, go, c * roi_bins + k, rmode)
+                else:
+                    # float16/bfloat16: every add is rounded, as in half_t
+                    plane[c * HW + a] = _as_storage(roipool_add_nan_first(
+                        plane[c * HW + a], _load(<floating>0, go, c * roi_bins + k, rmode)), rmode)
             elif a != -1:
                 bad = True
     return bad
 
 
-cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
-                          const floating[:, ::1] rois,
-                          const int32_t[:, :, :, ::1] argmax, Py_ssize_t N,
-                          Py_ssize_t H, Py_ssize_t W, floating[:, :, :, ::1] grad,
-                          int rmode, int n_threads) noexcept nogil:
-    cdef Py_ssize_t R = grad_out.shape[0], C = grad_out.shape[1]
-    cdef Py_ssize_t roi_bins = grad_out.shape[2] * grad_out.shape[3], HW = H * W
-    cdef Py_ssize_t status, t, n, c0, nc, i, r, n_workers, B, n_blocks
+cdef inline void _to_storage(const float *plane, uint16_t *dst, Py_ssize_t n,
+                             int rmode) noexcept nogil:
+    """A float16/bfloat16 block from its float32 planes (exact: every value
+    is already rounded to the storage type)."""
+    cdef Py_ssize_t i
+    if rmode == RMODE_HALF:
+        for i in range(n):
+            dst[i] = roipool_f16_from_ct(plane[i])
+    else:
+        for i in range(n):
+            dst[i] = roipool_bf16_from_ct(plane[i])
+
+
+cdef bint _backward_block(floating *plane, const char *grad_out, const int32_t *argmax,
+                          const Py_ssize_t *order, Py_ssize_t first, Py_ssize_t end,
+                          Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t roi_bins,
+                          Py_ssize_t HW, int rmode) noexcept nogil:
+    """Planes c0 .. c0 + nc of one image: zero, then the ROIs order[first:end]
+    added in that order. True when an argmax value was out of range."""
+    cdef Py_ssize_t i, r, size = _storage_size(<floating>0, rmode)
+    cdef const char *go_next
+    cdef const int32_t *am_next
+    cdef bint bad = False
+    memset(plane, 0, nc * HW * sizeof(floating))
+    for i in range(first, end):
+        r = order[i]
+        go_next = NULL
+        am_next = NULL
+        if i + 1 < end:
+            go_next = grad_out + (order[i + 1] * C + c0) * roi_bins * size
+            am_next = argmax + (order[i + 1] * C + c0) * roi_bins
+        # A constant rmode lets the compiler drop the rounding and conversion
+        # branches from the inlined loop (~15% faster for float32).
+        if rmode == RMODE_NONE:
+            bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins * size,
+                            argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins,
+                            HW, RMODE_NONE)
+        elif rmode == RMODE_HALF:
+            bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins * size,
+                            argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins,
+                            HW, RMODE_HALF)
+        else:
+            bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins * size,
+                            argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins,
+                            HW, RMODE_BF16)
+    return bad
+
+
+cdef Py_ssize_t _backward(floating kind, const char *grad_out, Py_ssize_t C,
+                          Py_ssize_t roi_bins, const floating[:, ::1] rois,
+                          const int32_t *argmax, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
+                          char *grad, int rmode, int n_threads) noexcept nogil:
+    """grad_out [R, C, PH, PW] and grad [N, C, H, W]: C-contiguous, storage
+    type; `kind` is the compute type. float16/bfloat16 planes are added in a
+    per-thread float32 scratch and converted when done."""
+    cdef Py_ssize_t R = rois.shape[0], HW = H * W
+    cdef Py_ssize_t status, t, n, c0, nc, n_workers, B, n_blocks
+    cdef Py_ssize_t size = _storage_size(<floating>0, rmode), tid = 0
     cdef RoiRule batch_only  # PH = PW = 0: geometry rows hold just b
     cdef unsigned char *bad = NULL
+    cdef floating *scratch = NULL
+    cdef floating *plane
     cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
-    cdef floating *plane
-    cdef const floating *go
-    cdef const int32_t *am
-    cdef const floating *go_next
-    cdef const int32_t *am_next
     if geom == NULL or order == NULL or offsets == NULL:
         status = NO_MEMORY
     else:
@@ -617,60 +744,64 @@ cdef Py_ssize_t _backward(const floating[:, :, :, ::1] grad_out,
     # argmax is range-checked here, as it is read, instead of in a separate
     # pass over it (it is as large as grad_out): one flag per task, no race.
     bad = <unsigned char *>calloc(N * n_blocks, 1)
-    if bad == NULL:
-        free(geom); free(order); free(offsets)
+    if rmode != RMODE_NONE:
+        scratch = <floating *>malloc(n_workers * B * HW * sizeof(floating))
+    if bad == NULL or (rmode != RMODE_NONE and scratch == NULL):
+        free(geom); free(order); free(offsets); free(bad); free(scratch)
         return NO_MEMORY
-    for t in prange(N * n_blocks, nogil=True, schedule='dynamic', num_threads=n_workers):
-        n = t // n_blocks
-        c0 = (t % n_blocks) * B
-        nc = min(B, C - c0)
-        plane = &grad[n, c0, 0, 0]
-        memset(plane, 0, nc * HW * sizeof(floating))
-        for i in range(offsets[n], offsets[n + 1]):
-            r = order[i]
-            go = &grad_out[r, c0, 0, 0]
-            am = &argmax[r, c0, 0, 0]
-            go_next = NULL
-            am_next = NULL
-            if i + 1 < offsets[n + 1]:
-                go_next = &grad_out[order[i + 1], c0, 0, 0]
-                am_next = &argmax[order[i + 1], c0, 0, 0]
-            # A constant rmode lets the compiler drop the rounding branches
-            # from the inlined loop in the common case (~15% faster).
+    with parallel(num_threads=n_workers):
+        tid = omp_get_thread_num()
+        for t in prange(N * n_blocks, schedule='dynamic'):
+            n = t // n_blocks
+            c0 = (t % n_blocks) * B
+            nc = min(B, C - c0)
             if rmode == RMODE_NONE:
-                bad[t] |= _scatter(plane, go, am, go_next, am_next, nc, roi_bins, HW, RMODE_NONE)
+                plane = <floating *>(grad + (n * C + c0) * HW * size)
             else:
-                bad[t] |= _scatter(plane, go, am, go_next, am_next, nc, roi_bins, HW, rmode)
+                plane = scratch + tid * B * HW
+            bad[t] = _backward_block(plane, grad_out, argmax, order, offsets[n],
+                                     offsets[n + 1], C, c0, nc, roi_bins, HW, rmode)
+            if floating is float:
+                if rmode != RMODE_NONE:
+                    _to_storage(plane, <uint16_t *>(grad + (n * C + c0) * HW * size), nc * HW,
+                                rmode)
     status = OK
     for t in range(N * n_blocks):
         if bad[t]:
             status = BAD_ARGMAX
             break
-    free(geom); free(order); free(offsets); free(bad)
+    free(geom); free(order); free(offsets); free(bad); free(scratch)
     return status
 
 
-def backward(grad_out, rois, argmax, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W,
-             grad, int rmode, int n_threads):
-    """Scatter grad_out through argmax into grad (all C-contiguous). Returns
-    OK, NO_MEMORY, BAD_ARGMAX (a value outside [-1, H*W), skipped; grad is
-    then partly written) or a bad ROI row code. With N * C * H * W == 0
-    nothing is scattered and argmax is not read."""
-    if grad_out.dtype.itemsize == 4:
-        return _backward_call(<float>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)
-    return _backward_call(<double>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)
+def backward(cnp.ndarray grad_out not None, rois, argmax, Py_ssize_t N, Py_ssize_t H,
+             Py_ssize_t W, cnp.ndarray grad not None, int rmode, int n_threads):
+    """Scatter grad_out through argmax into grad (all C-contiguous; grad_out
+    and grad in the storage type, float16/bfloat16 included, native byte
+    order). Returns OK, NO_MEMORY, BAD_ARGMAX (a value outside [-1, H*W),
+    skipped; grad is then partly written) or a bad ROI row code. With
+    N * C * H * W == 0 nothing is scattered and argmax is not read."""
+    if cnp.PyArray_ITEMSIZE(grad_out) == 8:
+        return _backward_call(<double>0, grad_out, rois, argmax, N, H, W, grad, rmode,
+                              n_threads)
+    return _backward_call(<float>0, grad_out, rois, argmax, N, H, W, grad, rmode, n_threads)
 
 
-cdef Py_ssize_t _backward_call(floating kind, grad_out, rois, argmax, Py_ssize_t N,
-                               Py_ssize_t H, Py_ssize_t W, grad, int rmode, int n_threads):
-    """Typed views for _backward[floating] (`kind` only selects the type)."""
-    cdef const floating[:, :, :, ::1] g = grad_out
+cdef Py_ssize_t _backward_call(floating kind, cnp.ndarray grad_out, rois, argmax, Py_ssize_t N,
+                               Py_ssize_t H, Py_ssize_t W, cnp.ndarray grad, int rmode,
+                               int n_threads):
+    """Typed views for _backward[floating] (`kind`, the compute type, only
+    selects the type); grad_out and grad by their data pointers."""
     cdef const floating[:, ::1] r = rois
-    cdef floating[:, :, :, ::1] o = grad
     cdef const int32_t[:, :, :, ::1] am = argmax
+    cdef const char *go = <const char *>cnp.PyArray_DATA(grad_out)
+    cdef char *g = <char *>cnp.PyArray_DATA(grad)
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(grad_out)
+    cdef const int32_t *am_ptr = &am[0, 0, 0, 0] if cnp.PyArray_SIZE(grad_out) else NULL
     cdef Py_ssize_t status
     with nogil:
-        status = _backward(g, r, am, N, H, W, o, rmode, n_threads)
+        status = _backward(<floating>0, go, shape[1], shape[2] * shape[3], r, am_ptr, N, H, W,
+                           g, rmode, n_threads)
     return status
 
 

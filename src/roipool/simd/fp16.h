@@ -61,11 +61,24 @@ static inline uint16_t roipool_float_to_half(float f)
     return (uint16_t)((sign >> 16) | h);
 }
 
-/* float32 -> nearest binary16 (ties to even) -> float32; NaN unchanged. */
+/* float32 -> nearest binary16 (ties to even) -> float32; NaN unchanged.
+ * Rounded in float32 itself (the backward rounds every add through this):
+ * in the normal range, to 10 fraction bits; below it, to a multiple of
+ * 2**-24 by adding and removing 0.75, whose float32 spacing is 2**-24. */
 static inline float roipool_round_half(float f)
 {
-    if ((roipool_f32_bits(f) & 0x7fffffffu) > 0x7f800000u) return f;
-    return roipool_half_to_float(roipool_float_to_half(f));
+    const uint32_t u = roipool_f32_bits(f);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x38800000u) { /* >= 2**-14, the smallest normal half */
+        if (a > 0x7f800000u) return f; /* NaN */
+        a = (a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u; /* ties to even */
+        if (a > 0x477fe000u) a = 0x7f800000u;           /* beyond 65504: inf */
+        return roipool_bits_f32((u & 0x80000000u) | a);
+    }
+    {
+        const float r = (roipool_bits_f32(a) + 0.75f) - 0.75f;
+        return roipool_bits_f32((u & 0x80000000u) | roipool_f32_bits(r));
+    }
 }
 
 /* float32 -> nearest bfloat16 (ties to even) -> float32; NaN unchanged. */
@@ -75,6 +88,16 @@ static inline float roipool_round_bf16(float f)
     if ((u & 0x7fffffffu) > 0x7f800000u) return f;
     u += 0x7fffu + ((u >> 16) & 1u);
     return roipool_bits_f32(u & 0xffff0000u);
+}
+
+/* a + b, where a NaN a wins over a NaN b: the add of the backward for the
+ * halves, whose operand order (x86 propagates the first NaN) the compiler
+ * may swap once b is converted from its 16 bits. a + a is a, quieted. */
+static inline float roipool_add_nan_first(float a, float b)
+{
+    float s = a + b;
+    if (s != s && a != a) s = a + a;
+    return s;
 }
 
 static inline float roipool_f32_to_ct(float x) { return x; }

@@ -42,22 +42,32 @@
 #define RP_IO(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_TYPE), _##op)
 
 #if ROIPOOL_VECTORS
-/* One step of a running max over one vector of channels. */
+/* One step of a running max over one vector of channels; the argmax lanes
+ * only when the caller wants them (a constant: without, the step is one max
+ * and the index counter is dead code). */
 ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(step)(RP_V(vt) v, RP_V(it) k,
-                                                               RP_V(vt) *best, RP_V(it) *arg)
+                                                               RP_V(vt) *best, RP_V(it) *arg,
+                                                               const int with_idx)
 {
-    const RP_V(mt) m = RP_V(gt)(v, *best);
-    *best = RP_V(max)(v, *best);
-    *arg = RP_V(sel)(*arg, k, m);
+    if (with_idx) {
+        const RP_V(mt) m = RP_V(gt)(v, *best);
+        *best = RP_V(max)(v, *best);
+        *arg = RP_V(sel)(*arg, k, m);
+    } else {
+        *best = RP_V(max)(v, *best);
+    }
 }
 
 /* Values to best[c:]; argmax lanes to idx_out[c:] when they are int32, to
  * the value-width scratch idx[c:] otherwise (narrowed by the caller). */
 ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(it) i,
                                                                ptrdiff_t c, RP_T *best,
-                                                               int32_t *idx_out, RP_IDX *idx)
+                                                               int32_t *idx_out, RP_IDX *idx,
+                                                               const int with_idx)
 {
     RP_IO(store)(best + c, b);
+    if (!with_idx)
+        return;
     if (sizeof(RP_IDX) == sizeof(int32_t))
         RP_V(istore)(idx_out + c, i);
     else
@@ -66,16 +76,18 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
 #endif
 
 /* One bin: the max over rows [hs, he) x cols [ws, we) of channels
- * [c, channels), written to best[c:] and idx_out[c:] (argmax h * W + w, -1
- * when no value beats init). init is -FLT_MAX, or -inf for the
+ * [c, channels), written to best[c:] and, unless idx_out is NULL, to
+ * idx_out[c:] (argmax h * W + w, -1 when no value beats init). The values
+ * alone take one max per vector instead of compare, max and blend: the
+ * default and out= calls want no argmax. init is -FLT_MAX, or -inf for the
  * reduced-precision types (docs/semantics.md, "The rule"). best is in the
  * storage type. idx: scratch of
  * the value width, one lane per channel. The block comes by value: its
  * fields stay in registers across the stores to best and idx_out. */
-ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
     ptrdiff_t we, RP_CT init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
-    RP_IDX *ROIPOOL_RESTRICT idx)
+    RP_IDX *ROIPOOL_RESTRICT idx, const int with_idx)
 {
     const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
     const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride;
@@ -87,6 +99,20 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
     const RP_V(vt) vinit = RP_V(set1)(init);
     const RP_V(it) vnone = RP_V(kcast)(RP_V(kset1)(-1));
     ptrdiff_t j;
+    /* Values only: eight vectors of channels at a time (eight registers, so
+     * the AVX2 and baseline paths walk a 64-channel bin once, not twice). */
+    if (!with_idx)
+        for (; c + 8 * L <= nc; c += 8 * L) {
+            RP_V(vt) v[8];
+            int q;
+            for (q = 0; q < 8; ++q) v[q] = vinit;
+            for (h = hs; h < he; ++h)
+                for (w = ws; w < we; ++w) {
+                    const RP_T *p = base + h * row_stride + w * col_stride + c;
+                    for (q = 0; q < 8; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * L), v[q]);
+                }
+            for (q = 0; q < 8; ++q) RP_IO(store)(best + c + q * L, v[q]);
+        }
     /* Four vectors of channels at a time stay in registers for the whole
      * bin, then two (two chains beat one), then one at a time. */
     for (; c + 4 * L <= nc; c += 4 * L) {
@@ -97,16 +123,16 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
                 const RP_T *p = base + h * row_stride + w * col_stride + c;
                 const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0);
-                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1);
-                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2);
-                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3);
+                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
+                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
+                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2, with_idx);
+                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3, with_idx);
             }
         }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx);
-        RP_FN(save)(b1, i1, c + L, best, idx_out, idx);
-        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx);
-        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx);
+        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
+        RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
+        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx, with_idx);
+        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx, with_idx);
     }
     if (c + 2 * L <= nc) {
         RP_V(vt) b0 = vinit, b1 = vinit;
@@ -116,12 +142,12 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
                 const RP_T *p = base + h * row_stride + w * col_stride + c;
                 const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0);
-                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1);
+                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
+                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
             }
         }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx);
-        RP_FN(save)(b1, i1, c + L, best, idx_out, idx);
+        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
+        RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
         c += 2 * L;
     }
     for (; c + L <= nc; c += L) {
@@ -131,12 +157,12 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
             RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
             for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
                 const RP_T *p = base + h * row_stride + w * col_stride + c;
-                RP_FN(step)(RP_IO(load)(p), RP_V(kcast)(kv), &b0, &i0);
+                RP_FN(step)(RP_IO(load)(p), RP_V(kcast)(kv), &b0, &i0, with_idx);
             }
         }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx);
+        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
     }
-    if (sizeof(RP_IDX) != sizeof(int32_t))
+    if (with_idx && sizeof(RP_IDX) != sizeof(int32_t))
         for (j = c_first; j < c; ++j) idx_out[j] = (int32_t)idx[j];
 #endif
 #ifdef ROIPOOL_NARROWER
@@ -155,15 +181,26 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
                 if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
             }
         best[c] = RP_FROM_CT(b);
-        idx_out[c] = (int32_t)i;
+        if (with_idx) idx_out[c] = (int32_t)i;
     }
     (void)idx;
 #endif
 }
 
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
+    const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
+    ptrdiff_t we, RP_CT init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
+    RP_IDX *ROIPOOL_RESTRICT idx)
+{
+    if (idx_out != NULL)
+        RP_FN(bin_max_body)(blk, c, hs, he, ws, we, init, best, idx_out, idx, 1);
+    else
+        RP_FN(bin_max_body)(blk, c, hs, he, ws, we, init, best, NULL, idx, 0);
+}
+
 /* Bins [k0, k1) of one ROI: bounds holds its clipped hs[PH], he[PH],
  * ws[PW], we[PW]; bin k goes to res[(k - k0) * channels ...] and ires
- * likewise. One call per ROI instead of one indirect call per bin: most bins
+ * likewise (ires NULL: values only). One call per ROI instead of one indirect call per bin: most bins
  * of a detector cover a few pixels, where the call cost more than the max. */
 ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
     const roipool_block_t *blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
@@ -178,9 +215,11 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
         const ptrdiff_t hs = bounds[ph], he = bounds[PH + ph];
         const ptrdiff_t ws = bounds[2 * PH + pw], we = bounds[2 * PH + PW + pw];
         RP_T *best = res + (k - k0) * nc;
-        int32_t *bin_idx = ires + (k - k0) * nc;
+        int32_t *bin_idx = ires == NULL ? NULL : ires + (k - k0) * nc;
         if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
-            for (j = 0; j < nc; ++j) { best[j] = RP_FROM_CT(0); bin_idx[j] = -1; }
+            for (j = 0; j < nc; ++j) best[j] = RP_FROM_CT(0);
+            if (bin_idx != NULL)
+                for (j = 0; j < nc; ++j) bin_idx[j] = -1;
         } else {
             RP_FN(bin_max)(b, 0, hs, he, ws, we, init, best, bin_idx, idx);
         }

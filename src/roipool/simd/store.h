@@ -40,7 +40,7 @@ static void roipool_transpose64(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
     roipool_transpose_elems(src, nc, nbins, ld, dst, 8);
 }
 
-/* Copy n 4-byte elements; the AVX2 version uses non-temporal stores where
+/* Copy n 4-byte words; the AVX2 version uses non-temporal stores where
  * the destination is 32-byte aligned: a large output is not read back soon,
  * and streaming skips the read-for-ownership of every destination line. */
 static void roipool_stream32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t n,
@@ -143,11 +143,11 @@ ROIPOOL_TARGET_AVX2 static void roipool_stream32_avx2(const void *ROIPOOL_RESTRI
     const int32_t *src = (const int32_t *)src_;
     int32_t *dst = (int32_t *)dst_;
     ptrdiff_t i = 0;
-    while (i < n && ((uintptr_t)(dst + i) & 31u)) { dst[i] = src[i]; ++i; }
-    if ((uintptr_t)(dst + i) & 3u) { /* not even 4-byte aligned: plain copy */
-        memcpy(dst + i, src + i, (size_t)(n - i) * 4);
+    if ((uintptr_t)dst & 3u) { /* not even 4-byte aligned (16-bit outputs): plain copy */
+        memcpy(dst_, src_, (size_t)n * 4);
         return;
     }
+    while (i < n && ((uintptr_t)(dst + i) & 31u)) { dst[i] = src[i]; ++i; }
     for (; i + 8 <= n; i += 8)
         _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
     for (; i < n; ++i) dst[i] = src[i];
