@@ -10,15 +10,16 @@ one; see the README's "aarch64" section):
 How: each measurement is a child Python under qemu with -singlestep (one
 guest instruction per translation block) and exec logging without block
 chaining (every executed block is one log line), the log filtered to the
-address ranges of the path's own functions in the extension (from its ELF
-symbol table: the ROI max kernel and bin max of that path and type, and the
-path's transposes; qemu-user maps the extension at the same guest address in
-every run, which the child checks). The log goes through a pipe to awk, which counts its lines by function.
-A child makes `calls` forward calls (argmax on, one thread); the count with 1
-call is subtracted from the count with 2, which cancels everything before the
-first call, and divided by the visits of one call (the elements the rule
-reads, roipool._workloads.visits). The gather of the channel blocks, the ROI
-geometry and NumPy are the same code for both paths and are not counted.
+address ranges of one group of the path's own functions in the extension,
+found in its ELF symbol table: "kernel" (the ROI max kernel and bin max of
+that path and type) or "transposes" (the path's scratch -> out copies).
+qemu-user maps the extension at the same guest address in every run, which
+the child checks. The log goes through a pipe to `wc -l`. The child makes
+one forward call (argmax on, one thread); nothing in those functions runs
+before it (import and set-up do not call them). Divided by the visits of the
+call (the elements the rule reads, roipool._workloads.visits). The gather of
+the channel blocks, the ROI geometry and NumPy are the same code for both
+paths and are not counted.
 """
 import argparse
 import json
@@ -71,32 +72,24 @@ def functions(path):
 
 
 def ranges(rep, isa, dtype):
-    """{function name: (first, last guest address)} of the path's own functions."""
+    """{group: {function name: (first, last guest address)}} of the path's functions."""
     t, i = SUFFIX[dtype], ISA_SUFFIX[isa]
-    pat = re.compile(rf"roipool_(roi_max|bin_max)_{t}_{i}$|roipool_transpose(16|32|64)_{i}$")
-    funcs = {n: v for n, v in functions(rep["so"]).items() if pat.match(n)}
-    if not any(n.startswith("roipool_roi_max") for n in funcs):
-        sys.exit(f"no kernel symbol for {isa} {dtype} in {rep['so']} (stripped?)")
+    groups = {"kernel": re.compile(rf"roipool_(roi_max|bin_max)_{t}_{i}$"),
+              "transposes": re.compile(rf"roipool_transpose(16|32|64)_{i}$")}
+    funcs = functions(rep["so"])
     base = int(rep["base"], 16)
-    return {n: (base + v, base + v + s - 1) for n, (v, s) in funcs.items()}
+    out = {g: {n: (base + v, base + v + s - 1) for n, (v, s) in funcs.items() if pat.match(n)}
+           for g, pat in groups.items()}
+    if not out["kernel"]:
+        sys.exit(f"no kernel symbol for {isa} {dtype} in {rep['so']} (stripped?)")
+    return out
 
 
-# Counts the log's lines by the function their guest PC (the second field in
-# brackets, 16 hex digits: string order is address order) falls in. The "x"
-# keeps awk from reading "...5500e40000" as a number.
-AWK = r"""
-BEGIN { n = split(R, r, ","); for (i = 1; i <= n; i += 3) { lo[i] = "x" r[i]; hi[i] = "x" r[i + 1] } }
-/^Trace / { split($4, f, "/"); pc = "x" f[2]; for (i = 1; i <= n; i += 3)
-            if (pc >= lo[i] && pc <= hi[i]) { c[r[i + 2]]++; break } }
-END { for (k in c) print k, c[k] }
-"""
-
-
-def child(isa, args, dtype, calls, funcs=None):
-    """(child's report, {function: guest instructions executed in it} or None)."""
+def child(isa, args, dtype, funcs=None):
+    """(child's report, guest instructions executed in funcs' ranges, or None)."""
     env = dict(os.environ, ROIPOOL_ISA=isa)
-    cmd = [sys.executable, "-c", CHILD, args.workload, str(args.rois), dtype, str(calls)]
-    counts = None
+    cmd = [sys.executable, "-c", CHILD, args.workload, str(args.rois), dtype, "1"]
+    count = None
     with tempfile.TemporaryDirectory() as tmp:
         if not funcs:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -105,45 +98,39 @@ def child(isa, args, dtype, calls, funcs=None):
             os.mkfifo(fifo)
             env.update(QEMU_SINGLESTEP="1", QEMU_LOG="exec,nochain", QEMU_LOG_FILENAME=fifo,
                        QEMU_DFILTER=",".join(f"0x{lo:x}..0x{hi:x}" for lo, hi in funcs.values()))
-            spec = ",".join(f"{lo:016x},{hi:016x},{n}" for n, (lo, hi) in funcs.items())
-            with open(fifo + ".n", "w+") as out:
-                reader = subprocess.Popen(f"awk -v R={spec} '{AWK}' < {fifo}", shell=True,
-                                          stdout=out)
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                reader.wait()
-                out.seek(0)
-                counts = {n: 0 for n in funcs}
-                counts.update({k: int(v) for k, v in (line.split() for line in out)})
+            wc = subprocess.Popen(f"grep -c '^Trace ' < {fifo}", shell=True,
+                                  stdout=subprocess.PIPE, text=True)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            count = int(wc.communicate()[0])
     if proc.returncode != 0:
         sys.exit(proc.stderr)
     rep = json.loads(proc.stdout.strip().splitlines()[-1])
     if rep["isa"] != isa:
         sys.exit(f"asked for {isa}, ran {rep['isa']}")
-    return rep, counts
+    return rep, count
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", default="vgg16-frcnn-300")
     ap.add_argument("--rois", type=int, default=30, help="the first N ROIs of the workload")
-    ap.add_argument("--dtypes", default="float32,float16")
+    ap.add_argument("--dtypes", default="float32")
     args = ap.parse_args()
     for dtype in args.dtypes.split(","):
         per_visit = {}
         for isa in ("baseline", "neon"):
-            rep, _ = child(isa, args, dtype, 1)
-            funcs = ranges(rep, isa, dtype)
-            rep1, one = child(isa, args, dtype, 1, funcs)
-            rep2, two = child(isa, args, dtype, 2, funcs)
-            if rep1["base"] != rep["base"] or rep2["base"] != rep["base"]:
-                sys.exit("the extension moved between runs")
-            call = {n: two[n] - one[n] for n in funcs}
-            kernel = sum(v for n, v in call.items() if "_max_" in n)
+            rep, _ = child(isa, args, dtype)
+            call = {}
+            for group, funcs in ranges(rep, isa, dtype).items():
+                again, call[group] = child(isa, args, dtype, funcs) if funcs else (rep, 0)
+                if again["base"] != rep["base"]:
+                    sys.exit("the extension moved between runs")
             per_visit[isa] = sum(call.values()) / rep["visits"]
             print(json.dumps(dict(workload=f"{args.workload}[:{args.rois}]", dtype=dtype,
-                                  isa=isa, visits=rep["visits"], per_call=call,
-                                  kernel_per_visit=round(kernel / rep["visits"], 3),
-                                  all_per_visit=round(per_visit[isa], 3))), flush=True)
+                                  isa=isa, visits=rep["visits"], insns=call,
+                                  per_visit={g: round(v / rep["visits"], 3)
+                                             for g, v in call.items()},
+                                  total_per_visit=round(per_visit[isa], 3))), flush=True)
         print(f"{dtype}: baseline / neon instructions = "
               f"{per_visit['baseline'] / per_visit['neon']:.2f}", flush=True)
 
