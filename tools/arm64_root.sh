@@ -59,6 +59,8 @@ arm64_base() {  # the cached debootstrap, made once
 arm64_mount() {
     local d=$1
     mountpoint -q "$d/proc" || mount -t proc proc "$d/proc"
+    # sysfs: what a real machine has (the L2 size query reads it on aarch64)
+    mountpoint -q "$d/sys" || mount --bind /sys "$d/sys"
     mountpoint -q "$d/dev" || mount --bind /dev "$d/dev"
     mkdir -p "$d/work"
     if [ -n "${ARM64_WORK:-}" ] && ! mountpoint -q "$d/work"; then
@@ -68,7 +70,7 @@ arm64_mount() {
 
 arm64_umount() {
     local d=$1 m
-    for m in work dev proc; do
+    for m in work dev sys proc; do
         if mountpoint -q "$d/$m"; then umount "$d/$m" || umount -l "$d/$m"; fi
     done
 }
