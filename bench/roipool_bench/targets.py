@@ -158,8 +158,9 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
                         "thread count", tiny, "roipool_torch_us", "{:.2f}", TARGET_TINY_TORCH_US,
                         higher_is_better=False, unit=" us"))
     out.append(worst_of(f"tiny roipool.torch.roi_pool / torchvision.ops.roi_pool <= "
-                        f"{TARGET_TINY_TORCH_OVER_TV:g}x, every thread count", tiny, "torch_over_tv",
-                        "{:.2f}", TARGET_TINY_TORCH_OVER_TV, higher_is_better=False))
+                        f"{TARGET_TINY_TORCH_OVER_TV:g}x, every thread count", tiny,
+                        "torch_over_tv", "{:.2f}", TARGET_TINY_TORCH_OVER_TV,
+                        higher_is_better=False))
     for nt in counts:
         out.append(worst_of(f"roipool.torch.roi_pool default call / roipool out= <= "
                             f"{TARGET_DEFAULT_OVER_OUT:g}x, every non-tiny workload, {nt}T",

@@ -99,8 +99,7 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     return (out, k_arg) if return_argmax else out
 
 
-_RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: enum members compare slowly
-_OK = int(Status.OK)
+_OK = int(Status.OK)  # a plain int: enum members compare slowly
 
 
 def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, return_argmax):
@@ -115,13 +114,13 @@ def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, ret
     torchvision = v.check_compat(compat)
     ph, pw = v.check_pooled_size(pooled_size)
     dt = data.dtype
-    scale_t, scale_d = v.check_scale(spatial_scale, compat, dt, _RMODE_NONE)
+    scale_t, scale_d = v.check_scale(spatial_scale, compat, dt, v.RMODE_NONE)
     n_threads = v.check_num_threads(num_threads)
     cl = a.is_channels_last_input(data)
     out_shape = (rois.shape[0], shape[1], ph, pw)
     out = a.new_output(out_shape, dt, "out", cl)
     am = a.new_output(out_shape, v.INT32, "argmax", cl) if return_argmax else None
-    status = _roi_pool.forward(data, rois, scale_t, scale_d, torchvision, _RMODE_NONE, ph, pw,
+    status = _roi_pool.forward(data, rois, scale_t, scale_d, torchvision, v.RMODE_NONE, ph, pw,
                                out, cl, am, cl, n_threads)
     if status != _OK:
         raise_bad_status(status, rois, shape[0], dt)

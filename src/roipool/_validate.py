@@ -23,7 +23,7 @@ INT32 = np.dtype(np.int32)
 _F32_OVERFLOW = 3.4028235677973366e38
 _INT32_MAX = 2**31 - 1
 _COMPAT = ("mxnet", "torchvision")
-_RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: comparing enum members is slow
+RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: comparing enum members is slow
 
 def _bfloat16():
     """ml_dtypes.bfloat16 if ml_dtypes is already imported, else None.
@@ -147,7 +147,7 @@ def check_scale(spatial_scale, compat, storage, rmode):
     # the result depends on the storage dtype only in reduced precision
     key = None
     if type(spatial_scale) is float:
-        key = (spatial_scale, compat) if rmode == _RMODE_NONE else \
+        key = (spatial_scale, compat) if rmode == RMODE_NONE else \
             (spatial_scale, compat, storage)
         hit = _scale_cache.get(key)
         if hit is not None:

@@ -12,7 +12,12 @@ Importing this module registers roipool's operators with torch
 must be imported before loading a TorchScript, ``torch.export`` or compiled
 program that uses them. ``roi_pool`` is scriptable (``torch.jit.script``) and
 stays one node under ``torch.fx.symbolic_trace``; nothing in it breaks a
-``torch.compile`` graph.
+``torch.compile`` graph. A plain eager call that autograd need not record
+(float32/float64 CPU tensors, no tracing, compiling, functorch, mode or
+profiler active) runs the operator's kernel without going through the
+dispatcher, which would cost more than a small call's kernel; every other call,
+and every program that records operators, goes through
+``torch.ops.roipool.roi_pool``.
 
 Differences from calling :func:`roipool.roi_pooling` on the tensors' arrays:
 
