@@ -1,4 +1,8 @@
 """The peers: which are installed, and how each is built for a workload."""
+import contextlib
+import ctypes
+import sys
+
 import numpy as np
 
 
@@ -26,10 +30,35 @@ def _import_opencv():
     return cv2
 
 
+class _SignalStack(ctypes.Structure):  # Linux stack_t
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def _keeps_signal_stack():
+    """Puts the calling thread's alternate signal stack back afterwards.
+    OpenVINO's CPU plugin installs one of its own in the thread that loads
+    it and frees it later; the next signal handled on it (a SIGCHLD, with
+    torch's DataLoader handler installed) kills the process with SIGSEGV, as
+    it killed a whole pytest run after the harness's OpenVINO checks."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(saved))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(saved), None)
+
+
 def _import_openvino():
     import openvino as ov
     from openvino import opset2  # noqa: F401  (the ROIPooling-1 builder)
-    ov.Core().get_versions("CPU")  # the CPU plugin is present
+    with _keeps_signal_stack():
+        ov.Core().get_versions("CPU")  # the CPU plugin is present
     return ov
 
 
@@ -134,15 +163,17 @@ def openvino_model(ov, data_shape, rois_shape, pooled, scale, precision, threads
     y = opset2.roi_pooling(x, r, output_roi=list(pooled), spatial_scale=float(scale),
                            method="max")
     model = ov.Model([y], [x, r], "roipool_bench")
-    compiled = ov.Core().compile_model(model, "CPU", {
-        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
-        "INFERENCE_NUM_THREADS": int(threads)})
+    with _keeps_signal_stack():
+        compiled = ov.Core().compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
+            "INFERENCE_NUM_THREADS": int(threads)})
     return compiled, compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
 
 
 def openvino_run(compiled, data, rois):
     """One inference; the output is a new array (like the other peers')."""
-    return compiled([data, rois])[0]
+    with _keeps_signal_stack():
+        return compiled([data, rois])[0]
 
 
 def openvino_bins_differ(data_shape, rois, pooled, scale):
