@@ -1,6 +1,7 @@
 """The peers: which are installed, and how each is built for a workload."""
 import contextlib
 import ctypes
+import os
 import sys
 
 import numpy as np
@@ -55,6 +56,10 @@ def _keeps_signal_stack():
 
 
 def _import_openvino():
+    # OpenVINO's TBB dlopens a library with RTLD_DEEPBIND, and the sanitizer
+    # runtime answers that by ending the process (tools/asan.sh's runs).
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        raise ImportError("OpenVINO cannot load under AddressSanitizer (RTLD_DEEPBIND)")
     import openvino as ov
     from openvino import opset2  # noqa: F401  (the ROIPooling-1 builder)
     with _keeps_signal_stack():
