@@ -373,6 +373,8 @@ def test_fork_after_use():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS from /proc (Linux)")
+@pytest.mark.skipif(SANITIZED, reason="ASan's shadow mappings span terabytes: the page walk "
+                    "of every mapping would take hours (the RSS bounds are off there too)")
 def test_rss_bytes_sees_this_processs_memory():
     # The measure the RSS tests use (statm natively; under qemu-user the
     # emulated process's own mappings, see helpers.rss_bytes) must see 64 MiB
