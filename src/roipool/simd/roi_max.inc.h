@@ -99,20 +99,6 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     const RP_V(vt) vinit = RP_V(set1)(init);
     const RP_V(it) vnone = RP_V(kcast)(RP_V(kset1)(-1));
     ptrdiff_t j;
-    /* Values only: eight vectors of channels at a time (eight registers, so
-     * the AVX2 and baseline paths walk a 64-channel bin once, not twice). */
-    if (!with_idx)
-        for (; c + 8 * L <= nc; c += 8 * L) {
-            RP_V(vt) v[8];
-            int q;
-            for (q = 0; q < 8; ++q) v[q] = vinit;
-            for (h = hs; h < he; ++h)
-                for (w = ws; w < we; ++w) {
-                    const RP_T *p = base + h * row_stride + w * col_stride + c;
-                    for (q = 0; q < 8; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * L), v[q]);
-                }
-            for (q = 0; q < 8; ++q) RP_IO(store)(best + c + q * L, v[q]);
-        }
     /* Four vectors of channels at a time stay in registers for the whole
      * bin, then two (two chains beat one), then one at a time. */
     for (; c + 4 * L <= nc; c += 4 * L) {
@@ -198,6 +184,52 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
         RP_FN(bin_max_body)(blk, c, hs, he, ws, we, init, best, NULL, idx, 0);
 }
 
+#if ROIPOOL_VECTORS
+/* Values only, for the default and out= calls: bins [k0, k1) of one ROI
+ * (see roi_max below), NV vectors of channels at a time, the bin loop
+ * inlined. Detector bins cover ~6 pixels, so what a bin costs beyond its
+ * loads (a call, the channel-count checks, the k / PW split) was most of the
+ * kernel. Returns the channels done, a multiple of NV * L; bin_max takes the
+ * rest. NV * L is 64 channels (a block of _roi_pool.pyx) or 8 vectors.
+ * Not inlined: the caller's live values (block, init) made GCC spill one of
+ * AVX2's eight running maxima to the stack in the pixel loop. */
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t RP_FN(roi_values)(
+    const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
+    ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res)
+{
+    enum { L = RP_V(lanes), NV = 64 / L < 8 ? 64 / L : 8 };
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    const ptrdiff_t rs = blk.row_stride, cs = blk.col_stride, nc = blk.channels;
+    const ptrdiff_t *he_of = bounds + PH, *ws_of = bounds + 2 * PH, *we_of = ws_of + PW;
+    const RP_V(vt) vinit = RP_V(set1)(init), vzero = RP_V(set1)(0);
+    ptrdiff_t c;
+    for (c = 0; c + NV * L <= nc; c += NV * L) {
+        ptrdiff_t ph = k0 / PW, pw = k0 - ph * PW, k;
+        RP_T *best = res + c;
+        for (k = k0; k < k1; ++k, best += nc) {
+            const ptrdiff_t nh = he_of[ph] - bounds[ph], nw = we_of[pw] - ws_of[pw];
+            RP_V(vt) v[NV];
+            int q;
+            if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
+                for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, vzero);
+            } else {
+                const RP_T *row = base + bounds[ph] * rs + ws_of[pw] * cs + c;
+                ptrdiff_t h, w;
+                for (q = 0; q < NV; ++q) v[q] = vinit;
+                for (h = 0; h < nh; ++h, row += rs) {
+                    const RP_T *p = row;
+                    for (w = 0; w < nw; ++w, p += cs)
+                        for (q = 0; q < NV; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * L), v[q]);
+                }
+                for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, v[q]);
+            }
+            if (++pw == PW) { pw = 0; ++ph; }
+        }
+    }
+    return c;
+}
+#endif
+
 /* Bins [k0, k1) of one ROI: bounds holds its clipped hs[PH], he[PH],
  * ws[PW], we[PW]; bin k goes to res[(k - k0) * channels ...] and ires
  * likewise (ires NULL: values only). One call per ROI instead of one indirect call per bin: most bins
@@ -209,7 +241,13 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
 {
     const roipool_block_t b = *blk;
     const ptrdiff_t nc = b.channels;
-    ptrdiff_t k, j;
+    ptrdiff_t k, j, c0 = 0;
+#if ROIPOOL_VECTORS
+    if (ires == NULL)
+        c0 = RP_FN(roi_values)(b, bounds, PH, PW, k0, k1, init, res);
+    if (c0 == nc)
+        return;
+#endif
     for (k = k0; k < k1; ++k) {
         const ptrdiff_t ph = k / PW, pw = k - ph * PW;
         const ptrdiff_t hs = bounds[ph], he = bounds[PH + ph];
@@ -217,11 +255,11 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
         RP_T *best = res + (k - k0) * nc;
         int32_t *bin_idx = ires == NULL ? NULL : ires + (k - k0) * nc;
         if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
-            for (j = 0; j < nc; ++j) best[j] = RP_FROM_CT(0);
+            for (j = c0; j < nc; ++j) best[j] = RP_FROM_CT(0);
             if (bin_idx != NULL)
                 for (j = 0; j < nc; ++j) bin_idx[j] = -1;
         } else {
-            RP_FN(bin_max)(b, 0, hs, he, ws, we, init, best, bin_idx, idx);
+            RP_FN(bin_max)(b, c0, hs, he, ws, we, init, best, bin_idx, idx);
         }
     }
 }
