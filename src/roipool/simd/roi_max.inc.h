@@ -185,6 +185,14 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
 }
 
 #if ROIPOOL_VECTORS
+/* v[q] = max(channels [q * L, (q + 1) * L) of the pixel at p, v[q]), q < nv */
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(pixel_max)(const RP_T *p, RP_V(vt) *v,
+                                                                    const int nv)
+{
+    int q;
+    for (q = 0; q < nv; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * RP_V(lanes)), v[q]);
+}
+
 /* Values only, for the default and out= calls: bins [k0, k1) of one ROI
  * (see roi_max below), NV vectors of channels at a time, the bin loop
  * inlined. Detector bins cover ~6 pixels, so what a bin costs beyond its
@@ -213,13 +221,21 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t 
             if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
                 for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, vzero);
             } else {
+                /* row-major from the bin's first pixel, which starts the
+                 * maxima (max with init, no copies of init); loops end at
+                 * pointers, not counts */
                 const RP_T *row = base + bounds[ph] * rs + ws_of[pw] * cs + c;
-                ptrdiff_t h, w;
-                for (q = 0; q < NV; ++q) v[q] = vinit;
-                for (h = 0; h < nh; ++h, row += rs) {
-                    const RP_T *p = row;
-                    for (w = 0; w < nw; ++w, p += cs)
-                        for (q = 0; q < NV; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * L), v[q]);
+                const RP_T *const last_row = row + (nh - 1) * rs;
+                const ptrdiff_t span = nw * cs;
+                const RP_T *p = row + cs;
+                for (q = 0; q < NV; ++q) v[q] = RP_V(max)(RP_IO(load)(row + q * L), vinit);
+                for (;;) {
+                    for (; p != row + span; p += cs)
+                        RP_FN(pixel_max)(p, v, NV);
+                    if (row == last_row)
+                        break;
+                    row += rs;
+                    p = row;
                 }
                 for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, v[q]);
             }
