@@ -212,34 +212,39 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t 
     const RP_V(vt) vinit = RP_V(set1)(init), vzero = RP_V(set1)(0);
     ptrdiff_t c;
     for (c = 0; c + NV * L <= nc; c += NV * L) {
-        ptrdiff_t ph = k0 / PW, pw = k0 - ph * PW, k;
+        ptrdiff_t ph = k0 / PW, pw = k0 - ph * PW, k = k0;
         RP_T *best = res + c;
-        for (k = k0; k < k1; ++k, best += nc) {
-            const ptrdiff_t nh = he_of[ph] - bounds[ph], nw = we_of[pw] - ws_of[pw];
-            RP_V(vt) v[NV];
-            int q;
-            if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
-                for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, vzero);
-            } else {
-                /* row-major from the bin's first pixel, which starts the
-                 * maxima (max with init, no copies of init); loops end at
-                 * pointers, not counts */
-                const RP_T *row = base + bounds[ph] * rs + ws_of[pw] * cs + c;
-                const RP_T *const last_row = row + (nh - 1) * rs;
-                const ptrdiff_t span = nw * cs;
-                const RP_T *p = row + cs;
-                for (q = 0; q < NV; ++q) v[q] = RP_V(max)(RP_IO(load)(row + q * L), vinit);
-                for (;;) {
-                    for (; p != row + span; p += cs)
-                        RP_FN(pixel_max)(p, v, NV);
-                    if (row == last_row)
-                        break;
-                    row += rs;
-                    p = row;
+        while (k < k1) { /* the bins of row ph from pw on, up to k1 */
+            const ptrdiff_t nh = he_of[ph] - bounds[ph], down = (nh - 1) * rs;
+            const RP_T *const top = base + bounds[ph] * rs + c;
+            const ptrdiff_t pw_end = k1 - k < PW - pw ? pw + (k1 - k) : PW;
+            for (; pw < pw_end; ++pw, ++k, best += nc) {
+                const ptrdiff_t nw = we_of[pw] - ws_of[pw];
+                RP_V(vt) v[NV];
+                int q;
+                if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
+                    for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, vzero);
+                } else {
+                    /* row-major from the bin's first pixel, which starts the
+                     * maxima (max with init, no copies of init); loops end
+                     * at pointers, not counts */
+                    const RP_T *row = top + ws_of[pw] * cs;
+                    const RP_T *const last_row = row + down;
+                    const ptrdiff_t span = nw * cs;
+                    const RP_T *p = row + cs;
+                    for (q = 0; q < NV; ++q) v[q] = RP_V(max)(RP_IO(load)(row + q * L), vinit);
+                    for (;;) {
+                        for (; p != row + span; p += cs)
+                            RP_FN(pixel_max)(p, v, NV);
+                        if (row == last_row)
+                            break;
+                        row += rs;
+                        p = row;
+                    }
+                    for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, v[q]);
                 }
-                for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, v[q]);
             }
-            if (++pw == PW) { pw = 0; ++ph; }
+            if (pw == PW) { pw = 0; ++ph; }
         }
     }
     return c;
