@@ -194,58 +194,72 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(pixel_max)(const RP_T *
 }
 
 /* Values only, for the default and out= calls: bins [k0, k1) of one ROI
- * (see roi_max below), NV vectors of channels at a time, the bin loop
- * inlined. Detector bins cover ~6 pixels, so what a bin costs beyond its
- * loads (a call, the channel-count checks, the k / PW split) was most of the
- * kernel. Returns the channels done, a multiple of NV * L; bin_max takes the
- * rest. NV * L is 64 channels (a block of _roi_pool.pyx) or 8 vectors.
- * Not inlined: the caller's live values (block, init) made GCC spill one of
- * AVX2's eight running maxima to the stack in the pixel loop. */
+ * (see roi_max below), channels [c, c + nv * L), the bin loop inlined.
+ * Detector bins cover ~6 pixels, so what a bin cost beyond its loads (a
+ * call, the channel-count checks, the k / PW split) was most of the kernel. */
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(roi_values_group)(
+    const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
+    ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res, ptrdiff_t c,
+    const int nv)
+{
+    enum { L = RP_V(lanes) };
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    const ptrdiff_t rs = blk.row_stride, cs = blk.col_stride, nc = blk.channels;
+    const ptrdiff_t *he_of = bounds + PH, *ws_of = bounds + 2 * PH, *we_of = ws_of + PW;
+    const RP_V(vt) vinit = RP_V(set1)(init), vzero = RP_V(set1)(0);
+    ptrdiff_t ph = k0 / PW, pw = k0 - ph * PW, k = k0;
+    RP_T *best = res + c;
+    while (k < k1) { /* the bins of row ph from pw on, up to k1 */
+        const ptrdiff_t nh = he_of[ph] - bounds[ph], down = (nh - 1) * rs;
+        const RP_T *const top = base + bounds[ph] * rs + c;
+        const ptrdiff_t pw_end = k1 - k < PW - pw ? pw + (k1 - k) : PW;
+        for (; pw < pw_end; ++pw, ++k, best += nc) {
+            const ptrdiff_t nw = we_of[pw] - ws_of[pw];
+            RP_V(vt) v[8];
+            int q;
+            if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
+                for (q = 0; q < nv; ++q) RP_IO(store)(best + q * L, vzero);
+            } else {
+                /* row-major from the bin's first pixel, which starts the
+                 * maxima (max with init, no copies of init); loops end
+                 * at pointers, not counts */
+                const RP_T *row = top + ws_of[pw] * cs;
+                const RP_T *const last_row = row + down;
+                const ptrdiff_t span = nw * cs;
+                const RP_T *p = row + cs;
+                for (q = 0; q < nv; ++q) v[q] = RP_V(max)(RP_IO(load)(row + q * L), vinit);
+                for (;;) {
+                    for (; p != row + span; p += cs)
+                        RP_FN(pixel_max)(p, v, nv);
+                    if (row == last_row)
+                        break;
+                    row += rs;
+                    p = row;
+                }
+                for (q = 0; q < nv; ++q) RP_IO(store)(best + q * L, v[q]);
+            }
+        }
+        if (pw == PW) { pw = 0; ++ph; }
+    }
+}
+
+/* The values-only groups of channels: 64 channels (a block of
+ * _roi_pool.pyx) or 8 vectors at a time, then one group of half that
+ * (32-channel blocks); returns the channels done, bin_max takes the rest.
+ * Not inlined: the caller's live values (block, init) made GCC spill one
+ * of AVX2's eight running maxima to the stack in the pixel loop. */
 ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t RP_FN(roi_values)(
     const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
     ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res)
 {
     enum { L = RP_V(lanes), NV = 64 / L < 8 ? 64 / L : 8 };
-    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
-    const ptrdiff_t rs = blk.row_stride, cs = blk.col_stride, nc = blk.channels;
-    const ptrdiff_t *he_of = bounds + PH, *ws_of = bounds + 2 * PH, *we_of = ws_of + PW;
-    const RP_V(vt) vinit = RP_V(set1)(init), vzero = RP_V(set1)(0);
+    const ptrdiff_t nc = blk.channels;
     ptrdiff_t c;
-    for (c = 0; c + NV * L <= nc; c += NV * L) {
-        ptrdiff_t ph = k0 / PW, pw = k0 - ph * PW, k = k0;
-        RP_T *best = res + c;
-        while (k < k1) { /* the bins of row ph from pw on, up to k1 */
-            const ptrdiff_t nh = he_of[ph] - bounds[ph], down = (nh - 1) * rs;
-            const RP_T *const top = base + bounds[ph] * rs + c;
-            const ptrdiff_t pw_end = k1 - k < PW - pw ? pw + (k1 - k) : PW;
-            for (; pw < pw_end; ++pw, ++k, best += nc) {
-                const ptrdiff_t nw = we_of[pw] - ws_of[pw];
-                RP_V(vt) v[NV];
-                int q;
-                if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
-                    for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, vzero);
-                } else {
-                    /* row-major from the bin's first pixel, which starts the
-                     * maxima (max with init, no copies of init); loops end
-                     * at pointers, not counts */
-                    const RP_T *row = top + ws_of[pw] * cs;
-                    const RP_T *const last_row = row + down;
-                    const ptrdiff_t span = nw * cs;
-                    const RP_T *p = row + cs;
-                    for (q = 0; q < NV; ++q) v[q] = RP_V(max)(RP_IO(load)(row + q * L), vinit);
-                    for (;;) {
-                        for (; p != row + span; p += cs)
-                            RP_FN(pixel_max)(p, v, NV);
-                        if (row == last_row)
-                            break;
-                        row += rs;
-                        p = row;
-                    }
-                    for (q = 0; q < NV; ++q) RP_IO(store)(best + q * L, v[q]);
-                }
-            }
-            if (pw == PW) { pw = 0; ++ph; }
-        }
+    for (c = 0; c + NV * L <= nc; c += NV * L)
+        RP_FN(roi_values_group)(blk, bounds, PH, PW, k0, k1, init, res, c, NV);
+    if (NV >= 2 && c + NV / 2 * L <= nc) {
+        RP_FN(roi_values_group)(blk, bounds, PH, PW, k0, k1, init, res, c, NV / 2);
+        c += NV / 2 * L;
     }
     return c;
 }
