@@ -417,6 +417,14 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
                 for w in range(W):
                     memcpy(block + (h * W + w) * nc * itemsize,
                            src + (h * stride_h + w * stride_w) * itemsize, nc * itemsize)
+        elif stride_w == 1 and stride_h == W and stride_c == H * W:
+            # contiguous planes ([nc, H * W]): their transpose, by SIMD tiles
+            if itemsize == 2:
+                roipool_kernels.transpose16(src, H * W, nc, nc, block)
+            elif itemsize == 4:
+                roipool_kernels.transpose32(src, H * W, nc, nc, block)
+            else:
+                roipool_transpose64(src, H * W, nc, nc, block)
         elif itemsize == 2:
             _gather_strided(<const uint16_t *>src, <uint16_t *>block, nc, H, W, stride_c,
                             stride_h, stride_w)

@@ -99,20 +99,6 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     const RP_V(vt) vinit = RP_V(set1)(init);
     const RP_V(it) vnone = RP_V(kcast)(RP_V(kset1)(-1));
     ptrdiff_t j;
-    /* Values only: eight vectors of channels at a time (eight registers, so
-     * the AVX2 and baseline paths walk a 64-channel bin once, not twice). */
-    if (!with_idx)
-        for (; c + 8 * L <= nc; c += 8 * L) {
-            RP_V(vt) v[8];
-            int q;
-            for (q = 0; q < 8; ++q) v[q] = vinit;
-            for (h = hs; h < he; ++h)
-                for (w = ws; w < we; ++w) {
-                    const RP_T *p = base + h * row_stride + w * col_stride + c;
-                    for (q = 0; q < 8; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * L), v[q]);
-                }
-            for (q = 0; q < 8; ++q) RP_IO(store)(best + c + q * L, v[q]);
-        }
     /* Four vectors of channels at a time stay in registers for the whole
      * bin, then two (two chains beat one), then one at a time. */
     for (; c + 4 * L <= nc; c += 4 * L) {
@@ -198,6 +184,87 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
         RP_FN(bin_max_body)(blk, c, hs, he, ws, we, init, best, NULL, idx, 0);
 }
 
+#if ROIPOOL_VECTORS
+/* v[q] = max(channels [q * L, (q + 1) * L) of the pixel at p, v[q]), q < nv */
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(pixel_max)(const RP_T *p, RP_V(vt) *v,
+                                                                    const int nv)
+{
+    int q;
+    for (q = 0; q < nv; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * RP_V(lanes)), v[q]);
+}
+
+/* Values only, for the default and out= calls: bins [k0, k1) of one ROI
+ * (see roi_max below), channels [c, c + nv * L), the bin loop inlined.
+ * Detector bins cover ~6 pixels, so what a bin cost beyond its loads (a
+ * call, the channel-count checks, the k / PW split) was most of the kernel. */
+ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(roi_values_group)(
+    const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
+    ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res, ptrdiff_t c,
+    const int nv)
+{
+    enum { L = RP_V(lanes) };
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    const ptrdiff_t rs = blk.row_stride, cs = blk.col_stride, nc = blk.channels;
+    const ptrdiff_t *he_of = bounds + PH, *ws_of = bounds + 2 * PH, *we_of = ws_of + PW;
+    const RP_V(vt) vinit = RP_V(set1)(init), vzero = RP_V(set1)(0);
+    ptrdiff_t ph = k0 / PW, pw = k0 - ph * PW, k = k0;
+    RP_T *best = res + c;
+    while (k < k1) { /* the bins of row ph from pw on, up to k1 */
+        const ptrdiff_t nh = he_of[ph] - bounds[ph], down = (nh - 1) * rs;
+        const RP_T *const top = base + bounds[ph] * rs + c;
+        const ptrdiff_t pw_end = k1 - k < PW - pw ? pw + (k1 - k) : PW;
+        for (; pw < pw_end; ++pw, ++k, best += nc) {
+            const ptrdiff_t nw = we_of[pw] - ws_of[pw];
+            RP_V(vt) v[8];
+            int q;
+            if (nh <= 0 || nw <= 0) { /* empty bin: 0 */
+                for (q = 0; q < nv; ++q) RP_IO(store)(best + q * L, vzero);
+            } else {
+                /* row-major from the bin's first pixel, which starts the
+                 * maxima (max with init, no copies of init); loops end
+                 * at pointers, not counts */
+                const RP_T *row = top + ws_of[pw] * cs;
+                const RP_T *const last_row = row + down;
+                const ptrdiff_t span = nw * cs;
+                const RP_T *p = row + cs;
+                for (q = 0; q < nv; ++q) v[q] = RP_V(max)(RP_IO(load)(row + q * L), vinit);
+                for (;;) {
+                    for (; p != row + span; p += cs)
+                        RP_FN(pixel_max)(p, v, nv);
+                    if (row == last_row)
+                        break;
+                    row += rs;
+                    p = row;
+                }
+                for (q = 0; q < nv; ++q) RP_IO(store)(best + q * L, v[q]);
+            }
+        }
+        if (pw == PW) { pw = 0; ++ph; }
+    }
+}
+
+/* The values-only groups of channels: 64 channels (a block of
+ * _roi_pool.pyx) or 8 vectors at a time, then one group of half that
+ * (32-channel blocks); returns the channels done, bin_max takes the rest.
+ * Not inlined: the caller's live values (block, init) made GCC spill one
+ * of AVX2's eight running maxima to the stack in the pixel loop. */
+ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t RP_FN(roi_values)(
+    const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
+    ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res)
+{
+    enum { L = RP_V(lanes), NV = 64 / L < 8 ? 64 / L : 8 };
+    const ptrdiff_t nc = blk.channels;
+    ptrdiff_t c;
+    for (c = 0; c + NV * L <= nc; c += NV * L)
+        RP_FN(roi_values_group)(blk, bounds, PH, PW, k0, k1, init, res, c, NV);
+    if (NV >= 2 && c + NV / 2 * L <= nc) {
+        RP_FN(roi_values_group)(blk, bounds, PH, PW, k0, k1, init, res, c, NV / 2);
+        c += NV / 2 * L;
+    }
+    return c;
+}
+#endif
+
 /* Bins [k0, k1) of one ROI: bounds holds its clipped hs[PH], he[PH],
  * ws[PW], we[PW]; bin k goes to res[(k - k0) * channels ...] and ires
  * likewise (ires NULL: values only). One call per ROI instead of one indirect call per bin: most bins
@@ -209,7 +276,13 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
 {
     const roipool_block_t b = *blk;
     const ptrdiff_t nc = b.channels;
-    ptrdiff_t k, j;
+    ptrdiff_t k, j, c0 = 0;
+#if ROIPOOL_VECTORS
+    if (ires == NULL)
+        c0 = RP_FN(roi_values)(b, bounds, PH, PW, k0, k1, init, res);
+    if (c0 == nc)
+        return;
+#endif
     for (k = k0; k < k1; ++k) {
         const ptrdiff_t ph = k / PW, pw = k - ph * PW;
         const ptrdiff_t hs = bounds[ph], he = bounds[PH + ph];
@@ -217,11 +290,11 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
         RP_T *best = res + (k - k0) * nc;
         int32_t *bin_idx = ires == NULL ? NULL : ires + (k - k0) * nc;
         if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
-            for (j = 0; j < nc; ++j) best[j] = RP_FROM_CT(0);
+            for (j = c0; j < nc; ++j) best[j] = RP_FROM_CT(0);
             if (bin_idx != NULL)
                 for (j = 0; j < nc; ++j) bin_idx[j] = -1;
         } else {
-            RP_FN(bin_max)(b, 0, hs, he, ws, we, init, best, bin_idx, idx);
+            RP_FN(bin_max)(b, c0, hs, he, ws, we, init, best, bin_idx, idx);
         }
     }
 }

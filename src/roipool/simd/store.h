@@ -51,91 +51,96 @@ static void roipool_stream32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t n,
 
 #if ROIPOOL_X86_DISPATCH
 /* 8 x 8 tiles through AVX2 shuffles: the scalar copy costs one load and one
- * store per element and was as slow as the max itself. */
+ * store per element and was as slow as the max itself. One tile: rows
+ * s[q * nc ...] to columns d[q ...] of rows d[j * ld ...]. */
+ROIPOOL_TARGET_AVX2 static ROIPOOL_ALWAYS_INLINE void roipool_tile32_avx2(
+    const float *ROIPOOL_RESTRICT s, ptrdiff_t nc, float *ROIPOOL_RESTRICT d, ptrdiff_t ld)
+{
+    __m256 r0 = _mm256_loadu_ps(s + 0 * nc), r1 = _mm256_loadu_ps(s + 1 * nc);
+    __m256 r2 = _mm256_loadu_ps(s + 2 * nc), r3 = _mm256_loadu_ps(s + 3 * nc);
+    __m256 r4 = _mm256_loadu_ps(s + 4 * nc), r5 = _mm256_loadu_ps(s + 5 * nc);
+    __m256 r6 = _mm256_loadu_ps(s + 6 * nc), r7 = _mm256_loadu_ps(s + 7 * nc);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d + 0 * ld, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + 1 * ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* 8 x 8 tiles of 16-bit elements through 128-bit unpacks (three rounds:
+ * 16-, 32- and 64-bit interleaves). */
+ROIPOOL_TARGET_AVX2 static ROIPOOL_ALWAYS_INLINE void roipool_tile16_avx2(
+    const uint16_t *ROIPOOL_RESTRICT s, ptrdiff_t nc, uint16_t *ROIPOOL_RESTRICT d,
+    ptrdiff_t ld)
+{
+    __m128i r[8], t[8], u[8];
+    int q;
+    for (q = 0; q < 8; ++q) r[q] = _mm_loadu_si128((const __m128i *)(s + q * nc));
+    for (q = 0; q < 4; ++q) {
+        t[2 * q] = _mm_unpacklo_epi16(r[2 * q], r[2 * q + 1]);
+        t[2 * q + 1] = _mm_unpackhi_epi16(r[2 * q], r[2 * q + 1]);
+    }
+    /* t[2q] holds channels 0-3 of rows 2q, 2q+1; t[2q+1] channels 4-7 */
+    for (q = 0; q < 2; ++q) {
+        u[4 * q] = _mm_unpacklo_epi32(t[4 * q], t[4 * q + 2]);
+        u[4 * q + 1] = _mm_unpackhi_epi32(t[4 * q], t[4 * q + 2]);
+        u[4 * q + 2] = _mm_unpacklo_epi32(t[4 * q + 1], t[4 * q + 3]);
+        u[4 * q + 3] = _mm_unpackhi_epi32(t[4 * q + 1], t[4 * q + 3]);
+    }
+    /* u[q] (q < 4) holds channels 2q, 2q+1 of rows 0-3; u[q + 4] of rows 4-7 */
+    for (q = 0; q < 4; ++q) {
+        _mm_storeu_si128((__m128i *)(d + (2 * q) * ld), _mm_unpacklo_epi64(u[q], u[q + 4]));
+        _mm_storeu_si128((__m128i *)(d + (2 * q + 1) * ld), _mm_unpackhi_epi64(u[q], u[q + 4]));
+    }
+}
+
+/* The transposes by 8 x 8 tiles. Past the last full tile of a row of tiles
+ * (e.g. bin 48 of 7 x 7) one more tile ends at the edge, overlapping the
+ * previous one: it rewrites a few elements with the same values, and costs
+ * less than the scalar copy of what is left. Fewer than 8 bins (or
+ * channels): scalar copies. */
+#define ROIPOOL_TRANSPOSE_TILES(T, tile)                                                   \
+    const T *src = (const T *)src_;                                                       \
+    T *dst = (T *)dst_;                                                                   \
+    ptrdiff_t j, k, jj, kk;                                                               \
+    for (j = 0; j + 8 <= nc; j += 8) {                                                    \
+        for (k = 0; k + 8 <= nbins; k += 8) tile(src + k * nc + j, nc, dst + j * ld + k, ld); \
+        if (k < nbins && nbins >= 8)                                                      \
+            tile(src + (nbins - 8) * nc + j, nc, dst + j * ld + nbins - 8, ld);           \
+        else                                                                              \
+            for (jj = j; jj < j + 8; ++jj)                                                \
+                for (kk = k; kk < nbins; ++kk) dst[jj * ld + kk] = src[kk * nc + jj];     \
+    }                                                                                     \
+    for (; j < nc; ++j)                                                                   \
+        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+
 ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2(const void *ROIPOOL_RESTRICT src_,
                                                          ptrdiff_t nc, ptrdiff_t nbins,
                                                          ptrdiff_t ld,
                                                          void *ROIPOOL_RESTRICT dst_)
 {
-    const float *src = (const float *)src_;
-    float *dst = (float *)dst_;
-    ptrdiff_t j, k, j_tail, k_tail;
-    for (j = 0; j + 8 <= nc; j += 8) {
-        for (k = 0; k + 8 <= nbins; k += 8) {
-            const float *s = src + k * nc + j;
-            __m256 r0 = _mm256_loadu_ps(s + 0 * nc), r1 = _mm256_loadu_ps(s + 1 * nc);
-            __m256 r2 = _mm256_loadu_ps(s + 2 * nc), r3 = _mm256_loadu_ps(s + 3 * nc);
-            __m256 r4 = _mm256_loadu_ps(s + 4 * nc), r5 = _mm256_loadu_ps(s + 5 * nc);
-            __m256 r6 = _mm256_loadu_ps(s + 6 * nc), r7 = _mm256_loadu_ps(s + 7 * nc);
-            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            float *d = dst + j * ld + k;
-            _mm256_storeu_ps(d + 0 * ld, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(d + 1 * ld, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
-        }
-        /* bins past the last full tile of these 8 channels */
-        for (j_tail = j; j_tail < j + 8; ++j_tail)
-            for (k_tail = k; k_tail < nbins; ++k_tail)
-                dst[j_tail * ld + k_tail] = src[k_tail * nc + j_tail];
-    }
-    for (; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+    ROIPOOL_TRANSPOSE_TILES(float, roipool_tile32_avx2)
 }
 
-/* 8 x 8 tiles of 16-bit elements through 128-bit unpacks (three rounds:
- * 16-, 32- and 64-bit interleaves). */
 ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RESTRICT src_,
                                                          ptrdiff_t nc, ptrdiff_t nbins,
                                                          ptrdiff_t ld,
                                                          void *ROIPOOL_RESTRICT dst_)
 {
-    const uint16_t *src = (const uint16_t *)src_;
-    uint16_t *dst = (uint16_t *)dst_;
-    ptrdiff_t j, k, j_tail, k_tail;
-    for (j = 0; j + 8 <= nc; j += 8) {
-        for (k = 0; k + 8 <= nbins; k += 8) {
-            const uint16_t *s = src + k * nc + j;
-            uint16_t *d = dst + j * ld + k;
-            __m128i r[8], t[8], u[8];
-            int q;
-            for (q = 0; q < 8; ++q) r[q] = _mm_loadu_si128((const __m128i *)(s + q * nc));
-            for (q = 0; q < 4; ++q) {
-                t[2 * q] = _mm_unpacklo_epi16(r[2 * q], r[2 * q + 1]);
-                t[2 * q + 1] = _mm_unpackhi_epi16(r[2 * q], r[2 * q + 1]);
-            }
-            /* t[2q] holds channels 0-3 of rows 2q, 2q+1; t[2q+1] channels 4-7 */
-            for (q = 0; q < 2; ++q) {
-                u[4 * q] = _mm_unpacklo_epi32(t[4 * q], t[4 * q + 2]);
-                u[4 * q + 1] = _mm_unpackhi_epi32(t[4 * q], t[4 * q + 2]);
-                u[4 * q + 2] = _mm_unpacklo_epi32(t[4 * q + 1], t[4 * q + 3]);
-                u[4 * q + 3] = _mm_unpackhi_epi32(t[4 * q + 1], t[4 * q + 3]);
-            }
-            /* u[q] (q < 4) holds channels 2q, 2q+1 of rows 0-3; u[q + 4] of rows 4-7 */
-            for (q = 0; q < 4; ++q) {
-                _mm_storeu_si128((__m128i *)(d + (2 * q) * ld), _mm_unpacklo_epi64(u[q], u[q + 4]));
-                _mm_storeu_si128((__m128i *)(d + (2 * q + 1) * ld),
-                                 _mm_unpackhi_epi64(u[q], u[q + 4]));
-            }
-        }
-        for (j_tail = j; j_tail < j + 8; ++j_tail)
-            for (k_tail = k; k_tail < nbins; ++k_tail)
-                dst[j_tail * ld + k_tail] = src[k_tail * nc + j_tail];
-    }
-    for (; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+    ROIPOOL_TRANSPOSE_TILES(uint16_t, roipool_tile16_avx2)
 }
+#undef ROIPOOL_TRANSPOSE_TILES
 
 ROIPOOL_TARGET_AVX2 static void roipool_stream32_avx2(const void *ROIPOOL_RESTRICT src_,
                                                       ptrdiff_t n, void *ROIPOOL_RESTRICT dst_)
@@ -148,6 +153,16 @@ ROIPOOL_TARGET_AVX2 static void roipool_stream32_avx2(const void *ROIPOOL_RESTRI
         return;
     }
     while (i < n && ((uintptr_t)(dst + i) & 31u)) { dst[i] = src[i]; ++i; }
+    for (; i + 32 <= n; i += 32) { /* four at a time: the loop control was most of the copy */
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 8));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 16));
+        const __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 24));
+        _mm256_stream_si256((__m256i *)(dst + i), a);
+        _mm256_stream_si256((__m256i *)(dst + i + 8), b);
+        _mm256_stream_si256((__m256i *)(dst + i + 16), c);
+        _mm256_stream_si256((__m256i *)(dst + i + 24), d);
+    }
     for (; i + 8 <= n; i += 8)
         _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
     for (; i < n; ++i) dst[i] = src[i];
