@@ -144,6 +144,28 @@ def test_any_strides_give_the_same_result(layout):
         assert out.flags.c_contiguous
 
 
+@pytest.mark.parametrize("rows", [3, 1024])  # outputs below / above the recycled size
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_new_outputs_follow_the_input_memory_format(rows, dtype):
+    # small outputs come from the extension's allocation, large ones from
+    # roipool's recycled blocks: the same layouts and values either way
+    data, rois = case(dtype, N=1, C=256, H=6, W=7, R=1)
+    rois = np.repeat(rois.astype(dtype), rows, axis=0)
+    want_out, want_am = ref_forward(data, rois[:1], 2, 0.125)
+    for d in (data, channels_last(data)):
+        out, am = roipool.roi_pooling(d, rois, 2, 0.125, return_argmax=True)
+        assert out.dtype == dtype and am.dtype == np.int32
+        assert out.shape == am.shape == (rows, 256, 2, 2)
+        for a in (out, am):
+            assert a.flags.writeable and a.flags.aligned
+            if d is data:
+                assert a.flags.c_contiguous
+            else:
+                assert a.transpose(0, 2, 3, 1).flags.c_contiguous
+        np.testing.assert_array_equal(out, np.broadcast_to(want_out, out.shape))
+        np.testing.assert_array_equal(am, np.broadcast_to(want_am, am.shape))
+
+
 def peak_bytes(fn):
     tracemalloc.start()
     try:

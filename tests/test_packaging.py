@@ -10,7 +10,7 @@
   CI=true it must be the installed copy, not the checkout's src/; when it was
   installed from a wheel, the wheel's file list (RECORD) has the stubs and the
   extension and no Cython/C sources.
-* The stubs (``__init__.pyi``, ``torch.pyi``) declare every public function
+* The stubs (``__init__.pyi``, ``torch/__init__.pyi``) declare every public function
   with the runtime's parameter names, kinds and defaults.
 """
 import ast
@@ -82,7 +82,7 @@ def test_roipool_onnx_is_separate_and_says_what_to_install():
 def test_package_is_built_and_complete():
     ext = pathlib.Path(roipool._roi_pool.__file__).resolve()
     assert ext.parent == PKG and ext.suffix in (".so", ".pyd")
-    for name in ("py.typed", "__init__.pyi", "torch.pyi", "_roi_pool.pyi"):
+    for name in ("py.typed", "__init__.pyi", "torch/__init__.pyi", "_roi_pool.pyi"):
         assert (PKG / name).is_file(), name
     if os.environ.get("CI", "").lower() == "true":
         # CI installs with `pip install .` and runs pytest from the checkout
@@ -101,9 +101,10 @@ def test_installed_wheel_file_list():
         assert os.environ.get("CI", "").lower() != "true", "CI must test an installed roipool"
         pytest.skip("roipool is imported from a development tree, not an installed wheel")
     names = {f.replace("\\", "/") for f in files}
-    for want in ("roipool/py.typed", "roipool/__init__.pyi", "roipool/torch.pyi",
-                 "roipool/torch.py", "roipool/__main__.py", "roipool/onnx/__init__.py",
-                 "roipool/onnx/_session.py", "roipool/onnx/_plan.py"):
+    for want in ("roipool/py.typed", "roipool/__init__.pyi", "roipool/__main__.py",
+                 "roipool/torch/__init__.py", "roipool/torch/__init__.pyi",
+                 "roipool/torch/_ops.py", "roipool/torch/_onnx.py", "roipool/torch/_patch.py",
+                 "roipool/onnx/__init__.py", "roipool/onnx/_session.py", "roipool/onnx/_plan.py"):
         assert want in names, want
     assert any(n.startswith("roipool/_roi_pool.") and n.endswith((".so", ".pyd")) for n in names)
     assert not [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
@@ -166,7 +167,7 @@ def test_torch_stub_matches_runtime():
     pytest.importorskip("torch")
     import roipool.torch as rt
 
-    defs, _ = _stub_functions(PKG / "torch.pyi")
+    defs, _ = _stub_functions(PKG / "torch" / "__init__.pyi")
     assert _params(defs["roi_pool"][0]) == _runtime_params(rt.roi_pool)
     init = _params(defs["RoIPool.__init__"][0])
     assert init[0][0] == "self" and init[1:] == _runtime_params(rt.RoIPool)

@@ -26,7 +26,7 @@ torch = import_peer("torch")
 
 import roipool  # noqa: E402
 import roipool.torch as rt  # noqa: E402
-from roipool import _torch_ops  # noqa: E402
+from roipool.torch import _ops as _torch_ops  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from helpers import asks_argmax, import_peer  # noqa: E402
 torch = import_peer("torch")
 
 import roipool.torch as rt  # noqa: E402
-from roipool import _torch_ops  # noqa: E402
+from roipool.torch import _ops as _torch_ops  # noqa: E402
 
 from helpers import run_python  # noqa: E402
 

@@ -18,7 +18,7 @@ import_peer("ml_dtypes")  # bfloat16 tensors reach the kernels through it
 
 import roipool  # noqa: E402
 import roipool.torch  # noqa: E402, F401  (registers the operators)
-from roipool import _torch_ops  # noqa: E402
+from roipool.torch import _ops as _torch_ops  # noqa: E402
 
 ops = torch.ops.roipool
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]

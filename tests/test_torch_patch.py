@@ -23,7 +23,7 @@ torch = import_peer("torch")
 torchvision = import_peer("torchvision")
 
 import roipool.torch as rt  # noqa: E402
-from roipool import _torch_ops, _torch_patch  # noqa: E402
+from roipool.torch import _ops as _torch_ops, _patch as _torch_patch  # noqa: E402
 
 tv_ops = torch.ops.torchvision
 

@@ -2,6 +2,7 @@
 
 from roipool import _roi_pool
 from roipool import _arrays as a
+from roipool import _outcache
 from roipool import _validate as v
 from roipool._roi_pool import Rounding, Status
 from roipool._status import raise_bad_status
@@ -100,6 +101,9 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
 
 
 _OK = int(Status.OK)  # a plain int: enum members compare slowly
+_COMPACT_MIN_N = a.COMPACT_MIN_N
+_MAX_HW = v.MAX_HW
+_SMALL_BYTES = _outcache.MIN_BYTES  # smaller outputs are plain NumPy memory
 
 
 def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, return_argmax):
@@ -108,23 +112,27 @@ def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, ret
     steps as the checks allow: a seed-size call is mostly this Python. The
     argument checks are roi_pooling's, in the same order, so errors are the
     same; None means "not such a call", and roi_pooling's general path runs."""
-    shape = v.plain_shape(data, rois, a.COMPACT_MIN_N)
-    if shape is None:
+    if not _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
         return None
     torchvision = v.check_compat(compat)
     ph, pw = v.check_pooled_size(pooled_size)
-    dt = data.dtype
-    scale_t, scale_d = v.check_scale(spatial_scale, compat, dt, v.RMODE_NONE)
+    # no storage dtype: the plain dtypes do not round the scale further
+    scale_t, scale_d = v.check_scale(spatial_scale, compat, None, v.RMODE_NONE)
     n_threads = v.check_num_threads(num_threads)
-    cl = a.is_channels_last_input(data)
-    out_shape = (rois.shape[0], shape[1], ph, pw)
-    out = a.new_output(out_shape, dt, "out", cl)
-    am = a.new_output(out_shape, v.INT32, "argmax", cl) if return_argmax else None
-    status = _roi_pool.forward(data, rois, scale_t, scale_d, torchvision, v.RMODE_NONE, ph, pw,
-                               out, cl, am, cl, n_threads)
-    if status != _OK:
-        raise_bad_status(status, rois, shape[0], dt)
-    return (out, am) if return_argmax else out
+    res = _roi_pool.forward_new(data, rois, scale_t, scale_d, torchvision, ph, pw, n_threads,
+                                return_argmax, _SMALL_BYTES)
+    if res is None:  # a large output: from roipool's recycled blocks
+        cl = a.is_channels_last_input(data)
+        out_shape = (rois.shape[0], data.shape[1], ph, pw)
+        out = a.new_output(out_shape, data.dtype, "out", cl)
+        am = a.new_output(out_shape, v.INT32, "argmax", cl) if return_argmax else None
+        res = _roi_pool.forward(data, rois, scale_t, scale_d, torchvision, v.RMODE_NONE, ph,
+                                pw, out, cl, am, cl, n_threads)
+        if res == _OK:
+            return (out, am) if return_argmax else out
+    elif type(res) is not int:
+        return res
+    raise_bad_status(res, rois, data.shape[0], data.dtype)
 
 
 def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_threads=None):

@@ -567,6 +567,84 @@ def forward(cnp.ndarray data not None, rois, double scale_t, double scale_d, bin
     int32 whose memory is C-contiguous [R, C, PH, PW] or, with
     out_cl/argmax_cl, [R, PH, PW, C]; argmax may be None.
     """
+    return _forward_arrays(data, rois, scale_t, scale_d, torchvision, rmode, PH, PW, out,
+                           out_cl, argmax, argmax_cl, n_threads)
+
+
+# The plain call (roipool._ops._plain_call) costs mostly its Python steps on a
+# small call; these two defs do its array steps through the C API: reading a
+# few fields and allocating cost far less than the attribute lookups,
+# flags objects and argument parsing of the same steps in Python.
+cdef object _F32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT32)
+cdef object _F64 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT64)
+
+
+def plain_arrays(data, rois, Py_ssize_t max_hw, Py_ssize_t max_batch):
+    """Whether data and rois are NumPy arrays the kernel takes as they are:
+    exactly ndarrays, native float32 or float64 (the dtype singletons), rois
+    of data's dtype, C-contiguous [R, 5], both aligned, data 4-D with
+    H * W <= max_hw and N <= max_batch. Such arrays pass every check of
+    roipool._validate's check_data and check_rois without a copy."""
+    if type(data) is not cnp.ndarray or type(rois) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray d = <cnp.ndarray>data, r = <cnp.ndarray>rois
+    cdef object dt = <object>cnp.PyArray_DESCR(d)
+    if (dt is not _F32 and dt is not _F64) or <object>cnp.PyArray_DESCR(r) is not dt:
+        return False
+    if cnp.PyArray_NDIM(d) != 4 or cnp.PyArray_NDIM(r) != 2 or cnp.PyArray_DIMS(r)[1] != 5:
+        return False
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(d)
+    # H * W > max_hw, without the product (it may overflow)
+    if shape[2] != 0 and shape[3] > max_hw // shape[2] or shape[0] > max_batch:
+        return False
+    return (cnp.PyArray_IS_C_CONTIGUOUS(r) and cnp.PyArray_ISALIGNED(r)
+            and cnp.PyArray_ISALIGNED(d))
+
+
+def forward_new(cnp.ndarray data not None, cnp.ndarray rois not None, double scale_t,
+                double scale_d, bint torchvision, Py_ssize_t PH, Py_ssize_t PW, int n_threads,
+                bint with_argmax, Py_ssize_t max_bytes):
+    """forward() into new outputs, for arrays plain_arrays() accepted: out
+    (or (out, argmax)) on success, the status as an int otherwise, None when
+    out would take max_bytes or more (the caller allocates it then). out
+    follows a channels-last data as roipool._arrays.new_output makes it (a
+    transposed view of [R, PH, PW, C] memory); small outputs come from NumPy's
+    allocator, as new_output's do."""
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(data)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(data), R = cnp.PyArray_DIMS(rois)[0]
+    cdef Py_ssize_t C = shape[1]
+    cdef bint cl = (C > 1 and cnp.PyArray_STRIDES(data)[1] == itemsize
+                    and not cnp.PyArray_IS_C_CONTIGUOUS(data))
+    # in double: the product of four sizes may exceed 64 bits
+    if <double>R * <double>C * <double>PH * <double>PW * <double>itemsize >= <double>max_bytes:
+        return None
+    cdef cnp.npy_intp dims[4]
+    cdef cnp.npy_intp perm[4]
+    cdef cnp.PyArray_Dims to_nchw
+    if cl:
+        dims[0], dims[1], dims[2], dims[3] = R, PH, PW, C
+    else:
+        dims[0], dims[1], dims[2], dims[3] = R, C, PH, PW
+    out = cnp.PyArray_EMPTY(4, dims, cnp.PyArray_TYPE(data), 0)
+    argmax = cnp.PyArray_EMPTY(4, dims, cnp.NPY_INT32, 0) if with_argmax else None
+    if cl:
+        perm[0], perm[1], perm[2], perm[3] = 0, 3, 1, 2
+        to_nchw.ptr, to_nchw.len = perm, 4
+        out = cnp.PyArray_Transpose(<cnp.ndarray>out, &to_nchw)
+        if with_argmax:
+            argmax = cnp.PyArray_Transpose(<cnp.ndarray>argmax, &to_nchw)
+    cdef Py_ssize_t status = _forward_arrays(data, rois, scale_t, scale_d, torchvision,
+                                             RMODE_NONE, PH, PW, out, cl, argmax, cl, n_threads)
+    if status != OK:
+        return status
+    return (out, argmax) if with_argmax else out
+
+
+cdef Py_ssize_t _forward_arrays(cnp.ndarray data, rois, double scale_t, double scale_d,
+                                bint torchvision, int rmode, Py_ssize_t PH, Py_ssize_t PW,
+                                cnp.ndarray out, bint out_cl, cnp.ndarray argmax,
+                                bint argmax_cl, int n_threads) except? -1:
+    """forward()'s work, for both defs."""
     cdef RoiRule rule
     cdef ForwardPlan p
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(data)

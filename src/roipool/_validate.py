@@ -22,6 +22,7 @@ INT32 = np.dtype(np.int32)
 # Values at or above this round to +inf in float32 (2**128 - 2**103).
 _F32_OVERFLOW = 3.4028235677973366e38
 _INT32_MAX = 2**31 - 1
+MAX_HW = _INT32_MAX + 1  # H * W: argmax holds h * W + w in an int32
 _COMPAT = ("mxnet", "torchvision")
 RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: comparing enum members is slow
 
@@ -54,38 +55,15 @@ def float_kind(arr, name):
     )
 
 
-def plain_shape(data, rois, max_batch):
-    """data's shape when data and rois are NumPy arrays the kernel takes as
-    they are, else None: native float32 or float64, rois of data's dtype,
-    C-contiguous [R, 5], both aligned, data 4-D with H * W in range and
-    N <= max_batch. Such arrays pass every check of check_data and check_rois
-    without a copy; any others go through those (and get their errors)."""
-    if type(data) is not np.ndarray or type(rois) is not np.ndarray:
-        return None
-    dt = data.dtype
-    # the native float dtypes are singletons: identity is the cheap test
-    if (dt is not FLOAT32 and dt is not FLOAT64) or rois.dtype is not dt:
-        return None
-    shape = data.shape
-    if len(shape) != 4 or rois.ndim != 2 or rois.shape[1] != 5:
-        return None
-    if shape[2] * shape[3] > _INT32_MAX + 1 or shape[0] > max_batch:
-        return None
-    flags = rois.flags
-    if flags.c_contiguous and flags.aligned and data.flags.aligned:
-        return shape
-    return None
-
-
 def check_data(data):
     data = as_array(data, "data")
     if data.ndim != 4:
         raise ValueError(f"data must be 4-D [N, C, H, W], got shape {data.shape}")
     compute, rmode = float_kind(data, "data")
     _, _, H, W = data.shape
-    if H * W > _INT32_MAX + 1:
+    if H * W > MAX_HW:
         raise ValueError(
-            f"data: H * W = {H * W} does not fit the int32 argmax index (max {_INT32_MAX + 1})"
+            f"data: H * W = {H * W} does not fit the int32 argmax index (max {MAX_HW})"
         )
     return data, compute, rmode
 
@@ -272,7 +250,7 @@ def check_data_shape(data_shape, C):
     shape = tuple(int(v) for v in shape)
     if shape[1] != C:
         raise ValueError(f"data_shape has C={shape[1]} but grad_out has C={C}")
-    if shape[2] * shape[3] > _INT32_MAX + 1:
+    if shape[2] * shape[3] > MAX_HW:
         raise ValueError(
             f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
     return shape

@@ -17,7 +17,7 @@ import warnings
 
 import torch
 
-from roipool import _torch_ops as ops
+from roipool.torch import _ops as ops
 
 SCHEMAS = {
     "roi_pool": "torchvision::roi_pool(Tensor input, Tensor rois, float spatial_scale, "

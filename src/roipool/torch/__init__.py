@@ -8,7 +8,7 @@ tensor([[ 7.,  9.],
 
 Importing this module registers roipool's operators with torch
 (``torch.ops.roipool.roi_pool`` and its forward/backward kernels, see
-``roipool._torch_ops``) and their ONNX translation to ``MaxRoiPool``, so it
+``roipool.torch._ops``) and their ONNX translation to ``MaxRoiPool``, so it
 must be imported before loading a TorchScript, ``torch.export`` or compiled
 program that uses them. ``roi_pool`` is scriptable (``torch.jit.script``) and
 stays one node under ``torch.fx.symbolic_trace``; nothing in it breaks a
@@ -61,16 +61,16 @@ import torch.fx
 from torch import Tensor, nn
 from torch.jit.annotations import BroadcastingList2
 
-from roipool import _torch_onnx
-from roipool import _torch_ops  # registers torch.ops.roipool.*
-from roipool._torch_patch import patch_torchvision, unpatch_torchvision
 from roipool._validate import check_num_threads, check_pooled_size
+from roipool.torch import _onnx
+from roipool.torch import _ops  # registers torch.ops.roipool.*
+from roipool.torch._patch import patch_torchvision, unpatch_torchvision
 
 __all__ = ["roi_pool", "RoIPool", "patch_torchvision", "unpatch_torchvision",
            "onnx_translation_table"]
 
-_torch_onnx.register_legacy_symbolic()
-onnx_translation_table = _torch_onnx.onnx_translation_table
+_onnx.register_legacy_symbolic()
+onnx_translation_table = _onnx.onnx_translation_table
 
 
 # torchvision checks boxes with torch._assert (AssertionError) and indexes
@@ -220,7 +220,7 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
             raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
         if _plain_eager(input, boxes, compat):
             # what torch.ops.roipool.roi_pool would run, without the dispatcher
-            return _torch_ops.forward(input, boxes, float(spatial_scale),
+            return _ops.forward(input, boxes, float(spatial_scale),
                                       *_eager_output_size(output_size), compat,
                                       _num_threads(num_threads), False)[0]
     _check_tensor(input, "input")
