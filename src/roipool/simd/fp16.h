@@ -90,6 +90,16 @@ static inline float roipool_round_bf16(float f)
     return roipool_bits_f32(u & 0xffff0000u);
 }
 
+/* roipool_round_bf16 without the NaN test, for the backward's sums of two
+ * bfloat16 values: there every NaN has its low 16 bits zero (a bfloat16
+ * NaN, quieted by an add, or the default NaN), which the rounding keeps. */
+static inline float roipool_round_bf16_sum(float f)
+{
+    uint32_t u = roipool_f32_bits(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return roipool_bits_f32(u & 0xffff0000u);
+}
+
 /* a + b, where a NaN a wins over a NaN b: the add of the backward for the
  * halves, whose operand order (x86 propagates the first NaN) the compiler
  * may swap once b is converted from its 16 bits. a + a is a, quieted. */
