@@ -51,12 +51,12 @@ cdef extern from "simd/simd.h" nogil:
                             void *dst) noexcept nogil
         void (*stream32)(const void *src, Py_ssize_t n, void *dst) noexcept nogil
         # backward, float16/bfloat16 (simd/backward.inc.h)
-        void (*widen_f16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
-        void (*widen_bf16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
+        int (*widen_f16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
+        int (*widen_bf16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
         int (*scatter_f16)(float *plane, const float *g, const int32_t *am, Py_ssize_t nc,
-                           Py_ssize_t bins, Py_ssize_t HW) noexcept nogil
+                           Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
         int (*scatter_bf16)(float *plane, const float *g, const int32_t *am, Py_ssize_t nc,
-                            Py_ssize_t bins, Py_ssize_t HW) noexcept nogil
+                            Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
         void (*narrow_f16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
         void (*narrow_bf16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
     const roipool_kernels_t *roipool_kernels
@@ -672,21 +672,24 @@ cdef bint _backward_block_half(float *plane, float *chunk, const uint16_t *grad_
     kernels, which then add it with every add rounded, as in half_t."""
     cdef Py_ssize_t i, off, n = nc * roi_bins
     cdef bint bad = False
+    cdef int g_nan
     memset(plane, 0, nc * HW * sizeof(float))
     for i in range(first, end):
         off = (order[i] * C + c0) * roi_bins
         if rmode == RMODE_HALF:
-            roipool_kernels.widen_f16(grad_out + off, n, chunk)
+            g_nan = roipool_kernels.widen_f16(grad_out + off, n, chunk)
         else:
-            roipool_kernels.widen_bf16(grad_out + off, n, chunk)
+            g_nan = roipool_kernels.widen_bf16(grad_out + off, n, chunk)
         if i + 1 < end:  # see _scatter
             off = (order[i + 1] * C + c0) * roi_bins
             _prefetch_chunk(grad_out + off, argmax + off, n, 2)
             off = (order[i] * C + c0) * roi_bins
         if rmode == RMODE_HALF:
-            bad |= roipool_kernels.scatter_f16(plane, chunk, argmax + off, nc, roi_bins, HW)
+            bad |= roipool_kernels.scatter_f16(plane, chunk, argmax + off, nc, roi_bins, HW,
+                                               g_nan)
         else:
-            bad |= roipool_kernels.scatter_bf16(plane, chunk, argmax + off, nc, roi_bins, HW)
+            bad |= roipool_kernels.scatter_bf16(plane, chunk, argmax + off, nc, roi_bins, HW,
+                                                g_nan)
     return bad
 
 

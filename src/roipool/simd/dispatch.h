@@ -25,10 +25,12 @@ typedef struct {
     void (*transpose32)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
     void (*stream32)(const void *, ptrdiff_t, void *);
     /* backward, float16/bfloat16 (backward.inc.h) */
-    void (*widen_f16)(const roipool_f16_t *, ptrdiff_t, float *);
-    void (*widen_bf16)(const roipool_bf16_t *, ptrdiff_t, float *);
-    int (*scatter_f16)(float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
-    int (*scatter_bf16)(float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+    int (*widen_f16)(const roipool_f16_t *, ptrdiff_t, float *);
+    int (*widen_bf16)(const roipool_bf16_t *, ptrdiff_t, float *);
+    int (*scatter_f16)(float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                       int);
+    int (*scatter_bf16)(float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                        int);
     void (*narrow_f16)(const float *, ptrdiff_t, roipool_f16_t *);
     void (*narrow_bf16)(const float *, ptrdiff_t, roipool_bf16_t *);
 } roipool_kernels_t;

@@ -110,6 +110,9 @@ static inline float roipool_add_nan_first(float a, float b)
     return s;
 }
 
+/* Bits of +inf: a storage value v is a NaN when (v & 0x7fff) exceeds them. */
+enum { roipool_f16_inf_bits = 0x7c00, roipool_bf16_inf_bits = 0x7f80 };
+
 static inline float roipool_f32_to_ct(float x) { return x; }
 static inline float roipool_f32_from_ct(float x) { return x; }
 static inline double roipool_f64_to_ct(double x) { return x; }

@@ -139,7 +139,14 @@ static inline float roipool_neon_f16_round1(float x)
 {
     return vgetq_lane_f32(vcvt_f32_f16(vcvt_f16_f32(vdupq_n_f32(x))), 0);
 }
-#define roipool_neon_bf16_round1 roipool_round_bf16_sum
+/* roipool_round_bf16_sum in a vector register, as on AVX2 */
+static inline float roipool_neon_bf16_round1(float x)
+{
+    const uint32x2_t u = vreinterpret_u32_f32(vdup_n_f32(x));
+    const uint32x2_t odd = vand_u32(vshr_n_u32(u, 16), vdup_n_u32(1));
+    const uint32x2_t r = vadd_u32(vadd_u32(u, vdup_n_u32(0x7fff)), odd);
+    return vget_lane_f32(vreinterpret_f32_u32(vand_u32(r, vdup_n_u32(0xffff0000u))), 0);
+}
 #define roipool_neon_f16_store_ct roipool_neon_f16_store
 
 static inline void roipool_neon_bf16_store_ct(roipool_bf16_t *p, float32x4_t v)
