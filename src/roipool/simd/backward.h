@@ -15,9 +15,6 @@
 #define ROIPOOL_ISA_ATTR
 #define ROIPOOL_VECTORS ROIPOOL_VECTOR_EXT
 #include "backward_types.inc.h"
-#undef ROIPOOL_VECTORS
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
 
 #if ROIPOOL_X86_DISPATCH
 /* ---- AVX2 (and AVX-512) ---- */
@@ -25,9 +22,6 @@
 #define ROIPOOL_ISA_ATTR ROIPOOL_TARGET_AVX2
 #define ROIPOOL_VECTORS 1
 #include "backward_types.inc.h"
-#undef ROIPOOL_VECTORS
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
 #endif
 
 #if ROIPOOL_NEON
@@ -36,9 +30,6 @@
 #define ROIPOOL_ISA_ATTR
 #define ROIPOOL_VECTORS 1
 #include "backward_types.inc.h"
-#undef ROIPOOL_VECTORS
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
 #endif
 
 /* The backward entries of an ISA's kernel table (dispatch.h). */
