@@ -133,3 +133,74 @@ def test_empty_backward():
     g = roipool.roi_pooling_backward(np.zeros((0, 3, 2, 2), np.float32), np.zeros((0, 5)),
                                      np.zeros((0, 3, 2, 2), np.int32), (2, 3, 4, 5))
     assert g.shape == (2, 3, 4, 5) and (g == 0).all() and g.dtype == np.float32
+
+
+def special_half_case(dtype, kind, seed):
+    """grad_out with the values the float16/bfloat16 kernels treat specially,
+    argmax piled on few elements (long runs of rounded adds per element)."""
+    rng = np.random.default_rng(seed)
+    N, C, H, W, R, PH, PW = 2, 19, 3, 4, 23, 3, 2
+    if kind == "bits":  # every pattern: NaN payloads (signaling too), infs, subnormals
+        grad = rng.integers(0, 1 << 16, (R, C, PH, PW), dtype=np.uint16).view(dtype)
+    elif kind == "subnormal":
+        tiny = 2.0 ** -24 if np.dtype(dtype) == np.float16 else 2.0 ** -133
+        grad = (rng.integers(-40, 40, (R, C, PH, PW)) * tiny).astype(np.float32).astype(dtype)
+    else:  # "overflow": sums beyond the largest finite value, inf - inf = NaN
+        big = 30000.0 if np.dtype(dtype) == np.float16 else 3e38
+        with np.errstate(over="ignore"):
+            grad = (rng.standard_normal((R, C, PH, PW)) * big).astype(np.float32).astype(dtype)
+    argmax = rng.integers(-1, 3, (R, C, PH, PW)).astype(np.int32)
+    rois = np.zeros((R, 5), np.float32)
+    rois[:, 0] = rng.integers(0, N, R)
+    return grad, rois, argmax, (N, C, H, W)
+
+
+HALVES = [np.float16] + ([bfloat16] if bfloat16 is not None else [])
+
+
+def nan_first_backward(grad_out, rois, argmax, shape):
+    """The scatter with MXNet's half_t add spelled out: float32 sum rounded to
+    T, a NaN sum taking the NaN already in grad when there is one (NumPy's
+    own add may return either NaN operand; roipool._reference uses it)."""
+    N, C, H, W = shape
+    R, _, PH, PW = grad_out.shape
+    grad = np.zeros((N, C, H * W), grad_out.dtype)
+    for r in range(R):
+        b = int(rois[r, 0])
+        for ph in range(PH):
+            for pw in range(PW):
+                a = argmax[r, :, ph, pw]
+                c, a = np.flatnonzero(a >= 0), a[a >= 0]
+                old = grad[b, c, a].astype(np.float32)
+                new = grad_out[r, c, ph, pw].astype(np.float32)
+                grad[b, c, a] = np.where(np.isnan(old), old + old, old + new).astype(grad.dtype)
+    return grad.reshape(shape)
+
+
+@pytest.mark.parametrize("kind", ["bits", "subnormal", "overflow"])
+@pytest.mark.parametrize("dtype", HALVES, ids=lambda d: np.dtype(d).name)
+def test_half_backward_specials_equal_reference_on_every_path(dtype, kind):
+    # float16/bfloat16 widen, add, round and narrow in per-ISA kernels
+    # (simd/backward.inc.h): every path, thread count and out= layout gives
+    # the reference's bits, NaN payloads and signs included.
+    before = roipool.get_isa()
+    try:
+        for seed in range(3):
+            grad, rois, argmax, shape = special_half_case(dtype, kind, seed)
+            with np.errstate(all="ignore"):  # inf - inf, overflow
+                want = bits(nan_first_backward(grad, rois, argmax, shape))
+            if kind == "overflow":
+                assert np.isinf(want.view(dtype)).any()
+            for isa in roipool.supported_isas():
+                assert roipool.set_isa(isa) == isa
+                for threads in (1, 2):
+                    got = roipool.roi_pooling_backward(grad, rois, argmax, shape,
+                                                       num_threads=threads)
+                    np.testing.assert_array_equal(bits(got), want, err_msg=f"{isa} {threads}")
+                    out = np.empty((shape[0], shape[2], shape[3], shape[1]), grad.dtype)
+                    out = out.transpose(0, 3, 1, 2)  # channels-last out=
+                    roipool.roi_pooling_backward(grad, rois, argmax, shape, out=out,
+                                                 num_threads=threads)
+                    np.testing.assert_array_equal(bits(out), want, err_msg=f"{isa} {threads}")
+    finally:
+        roipool.set_isa(before)

@@ -50,6 +50,15 @@ cdef extern from "simd/simd.h" nogil:
         void (*transpose32)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
                             void *dst) noexcept nogil
         void (*stream32)(const void *src, Py_ssize_t n, void *dst) noexcept nogil
+        # backward, float16/bfloat16 (simd/backward.inc.h)
+        int (*widen_f16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
+        int (*widen_bf16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
+        int (*scatter_f16)(float *plane, const float *g, const int32_t *am, Py_ssize_t nc,
+                           Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
+        int (*scatter_bf16)(float *plane, const float *g, const int32_t *am, Py_ssize_t nc,
+                            Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
+        void (*narrow_f16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
+        void (*narrow_bf16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
     const roipool_kernels_t *roipool_kernels
     void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
                              Py_ssize_t ld, void *dst) noexcept
@@ -60,11 +69,6 @@ cdef extern from "simd/simd.h" nogil:
     long roipool_l2_cache_bytes() noexcept
     float roipool_round_half(float x) noexcept
     float roipool_round_bf16(float x) noexcept
-    float roipool_f16_to_ct(uint16_t x) noexcept
-    uint16_t roipool_f16_from_ct(float x) noexcept
-    float roipool_bf16_to_ct(uint16_t x) noexcept
-    uint16_t roipool_bf16_from_ct(float x) noexcept
-    float roipool_add_nan_first(float a, float b) noexcept
     void roipool_prefetch(const void *p) noexcept
 
 # The one declaration of the kernels' status codes and rounding modes; the
@@ -684,35 +688,13 @@ cdef Py_ssize_t _forward_call(floating kind, ForwardPlan *p, rois, RoiRule *rule
 
 # ---- backward ----------------------------------------------------------------
 
-cdef inline Py_ssize_t _storage_size(floating kind, int rmode) noexcept nogil:
-    """Bytes of one element of the storage type (`kind` is the compute type)."""
-    if floating is double:
-        return 8
-    else:
-        return 4 if rmode == RMODE_NONE else 2
-
-
-cdef inline floating _load(floating kind, const char *p, Py_ssize_t i, int rmode) noexcept nogil:
-    """Element i of a storage-type array, in the compute type (exact)."""
-    if floating is double:
-        return (<const double *>p)[i]
-    elif rmode == RMODE_HALF:
-        return roipool_f16_to_ct((<const uint16_t *>p)[i])
-    elif rmode == RMODE_BF16:
-        return roipool_bf16_to_ct((<const uint16_t *>p)[i])
-    else:
-        return (<const float *>p)[i]
-
-
-cdef inline bint _scatter(floating *plane, const char *go, const int32_t *am,
-                          const char *go_next, const int32_t *am_next,
-                          Py_ssize_t nc, Py_ssize_t roi_bins, Py_ssize_t HW,
-                          int rmode) noexcept nogil:
-    """Add one ROI's grad_out chunk (nc channels, storage type) into the
-    compute-type planes at argmax; True when an argmax value lies outside
-    [-1, H*W) (it is skipped). The next ROI's chunks (go_next, am_next; NULL
-    for none) are prefetched."""
-    cdef Py_ssize_t c, k, size = _storage_size(<floating>0, rmode)
+cdef inline bint _scatter(floating *plane, const floating *go, const int32_t *am,
+                          const floating *go_next, const int32_t *am_next,
+                          Py_ssize_t nc, Py_ssize_t roi_bins, Py_ssize_t HW) noexcept nogil:
+    """Add one ROI's grad_out chunk (nc channels) into the planes at argmax;
+    True when an argmax value lies outside [-1, H*W) (it is skipped). The
+    next ROI's chunks (go_next, am_next; NULL for none) are prefetched."""
+    cdef Py_ssize_t c, k
     cdef int32_t a
     cdef bint bad = False
     for c in range(nc):
@@ -720,49 +702,38 @@ cdef inline bint _scatter(floating *plane, const char *go, const int32_t *am,
         # hardware prefetcher restarts cold on each; hint the next one, a
         # 64-byte line at a time, while this one is added.
         if go_next != NULL:
-            k = 0
-            while k < roi_bins * size:
-                roipool_prefetch(go_next + c * roi_bins * size + k)
-                k += 64
-            k = 0
-            while k < roi_bins:
-                roipool_prefetch(am_next + c * roi_bins + k)
-                k += 16
+            _prefetch_chunk(go_next + c * roi_bins, am_next + c * roi_bins,
+                            roi_bins, sizeof(floating))
         for k in range(roi_bins):
             a = am[c * roi_bins + k]
             if <size_t>a < <size_t>HW:  # 0 <= a < H*W
-                if floating is double or rmode == RMODE_NONE:
-                    plane[c * HW + a] += _load(<floating>0, go, c * roi_bins + k, rmode)
-                else:
-                    # float16/bfloat16: every add is rounded, as in half_t
-                    plane[c * HW + a] = _as_storage(roipool_add_nan_first(
-                        plane[c * HW + a], _load(<floating>0, go, c * roi_bins + k, rmode)), rmode)
+                plane[c * HW + a] += go[c * roi_bins + k]
             elif a != -1:
                 bad = True
     return bad
 
 
-cdef inline void _to_storage(const float *plane, uint16_t *dst, Py_ssize_t n,
-                             int rmode) noexcept nogil:
-    """A float16/bfloat16 block from its float32 planes (exact: every value
-    is already rounded to the storage type)."""
-    cdef Py_ssize_t i
-    if rmode == RMODE_HALF:
-        for i in range(n):
-            dst[i] = roipool_f16_from_ct(plane[i])
-    else:
-        for i in range(n):
-            dst[i] = roipool_bf16_from_ct(plane[i])
+cdef inline void _prefetch_chunk(const void *go, const int32_t *am, Py_ssize_t n,
+                                 Py_ssize_t size) noexcept nogil:
+    """Read hints for n grad_out elements of `size` bytes and their argmax."""
+    cdef Py_ssize_t k = 0
+    while k < n * size:
+        roipool_prefetch(<const char *>go + k)
+        k += 64
+    k = 0
+    while k < n:
+        roipool_prefetch(am + k)
+        k += 16
 
 
-cdef bint _backward_block(floating *plane, const char *grad_out, const int32_t *argmax,
+cdef bint _backward_block(floating *plane, const floating *grad_out, const int32_t *argmax,
                           const Py_ssize_t *order, Py_ssize_t first, Py_ssize_t end,
                           Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t roi_bins,
-                          Py_ssize_t HW, int rmode) noexcept nogil:
+                          Py_ssize_t HW) noexcept nogil:
     """Planes c0 .. c0 + nc of one image: zero, then the ROIs order[first:end]
     added in that order. True when an argmax value was out of range."""
-    cdef Py_ssize_t i, r, size = _storage_size(<floating>0, rmode)
-    cdef const char *go_next
+    cdef Py_ssize_t i, r
+    cdef const floating *go_next
     cdef const int32_t *am_next
     cdef bint bad = False
     memset(plane, 0, nc * HW * sizeof(floating))
@@ -771,22 +742,40 @@ cdef bint _backward_block(floating *plane, const char *grad_out, const int32_t *
         go_next = NULL
         am_next = NULL
         if i + 1 < end:
-            go_next = grad_out + (order[i + 1] * C + c0) * roi_bins * size
+            go_next = grad_out + (order[i + 1] * C + c0) * roi_bins
             am_next = argmax + (order[i + 1] * C + c0) * roi_bins
-        # A constant rmode lets the compiler drop the rounding and conversion
-        # branches from the inlined loop (~15% faster for float32).
-        if rmode == RMODE_NONE:
-            bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins * size,
-                            argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins,
-                            HW, RMODE_NONE)
-        elif rmode == RMODE_HALF:
-            bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins * size,
-                            argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins,
-                            HW, RMODE_HALF)
+        bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins,
+                        argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins, HW)
+    return bad
+
+
+cdef bint _backward_block_half(float *plane, float *chunk, const uint16_t *grad_out,
+                               const int32_t *argmax, const Py_ssize_t *order, Py_ssize_t first,
+                               Py_ssize_t end, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                               Py_ssize_t roi_bins, Py_ssize_t HW, int rmode) noexcept nogil:
+    """_backward_block for float16/bfloat16 (rmode): each ROI's chunk is
+    widened to float32 (`chunk`, nc * roi_bins floats) by the active ISA's
+    kernels, which then add it with every add rounded, as in half_t."""
+    cdef Py_ssize_t i, off, n = nc * roi_bins
+    cdef bint bad = False
+    cdef int g_nan
+    memset(plane, 0, nc * HW * sizeof(float))
+    for i in range(first, end):
+        off = (order[i] * C + c0) * roi_bins
+        if rmode == RMODE_HALF:
+            g_nan = roipool_kernels.widen_f16(grad_out + off, n, chunk)
         else:
-            bad |= _scatter(plane, grad_out + (r * C + c0) * roi_bins * size,
-                            argmax + (r * C + c0) * roi_bins, go_next, am_next, nc, roi_bins,
-                            HW, RMODE_BF16)
+            g_nan = roipool_kernels.widen_bf16(grad_out + off, n, chunk)
+        if i + 1 < end:  # see _scatter
+            off = (order[i + 1] * C + c0) * roi_bins
+            _prefetch_chunk(grad_out + off, argmax + off, n, 2)
+            off = (order[i] * C + c0) * roi_bins
+        if rmode == RMODE_HALF:
+            bad |= roipool_kernels.scatter_f16(plane, chunk, argmax + off, nc, roi_bins, HW,
+                                               g_nan)
+        else:
+            bad |= roipool_kernels.scatter_bf16(plane, chunk, argmax + off, nc, roi_bins, HW,
+                                                g_nan)
     return bad
 
 
@@ -798,12 +787,13 @@ cdef Py_ssize_t _backward(floating kind, const char *grad_out, Py_ssize_t C,
     type; `kind` is the compute type. float16/bfloat16 planes are added in a
     per-thread float32 scratch and converted when done."""
     cdef Py_ssize_t R = rois.shape[0], HW = H * W
-    cdef Py_ssize_t status, t, n, c0, nc, n_workers, B, n_blocks
-    cdef Py_ssize_t size = _storage_size(<floating>0, rmode), tid = 0
+    cdef Py_ssize_t status, t, n, c0, nc, n_workers, B, n_blocks, per_thread = 0
+    cdef Py_ssize_t size = sizeof(floating) if rmode == RMODE_NONE else 2, tid = 0
     cdef RoiRule batch_only  # PH = PW = 0: geometry rows hold just b
     cdef unsigned char *bad = NULL
-    cdef floating *scratch = NULL
-    cdef floating *plane
+    cdef float *scratch = NULL
+    cdef float *plane
+    cdef float *chunk
     cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
@@ -830,8 +820,9 @@ cdef Py_ssize_t _backward(floating kind, const char *grad_out, Py_ssize_t C,
     # argmax is range-checked here, as it is read, instead of in a separate
     # pass over it (it is as large as grad_out): one flag per task, no race.
     bad = <unsigned char *>calloc(N * n_blocks, 1)
-    if rmode != RMODE_NONE:
-        scratch = <floating *>malloc(n_workers * B * HW * sizeof(floating))
+    if rmode != RMODE_NONE:  # per thread: B planes, then one ROI's chunk
+        per_thread = B * (HW + roi_bins)
+        scratch = <float *>malloc(n_workers * per_thread * sizeof(float))
     if bad == NULL or (rmode != RMODE_NONE and scratch == NULL):
         free(geom); free(order); free(offsets); free(bad); free(scratch)
         return NO_MEMORY
@@ -842,15 +833,21 @@ cdef Py_ssize_t _backward(floating kind, const char *grad_out, Py_ssize_t C,
             c0 = (t % n_blocks) * B
             nc = min(B, C - c0)
             if rmode == RMODE_NONE:
-                plane = <floating *>(grad + (n * C + c0) * HW * size)
+                bad[t] = _backward_block(<floating *>(grad + (n * C + c0) * HW * size),
+                                         <const floating *>grad_out, argmax, order, offsets[n],
+                                         offsets[n + 1], C, c0, nc, roi_bins, HW)
             else:
-                plane = scratch + tid * B * HW
-            bad[t] = _backward_block(plane, grad_out, argmax, order, offsets[n],
-                                     offsets[n + 1], C, c0, nc, roi_bins, HW, rmode)
-            if floating is float:
-                if rmode != RMODE_NONE:
-                    _to_storage(plane, <uint16_t *>(grad + (n * C + c0) * HW * size), nc * HW,
-                                rmode)
+                plane = scratch + tid * per_thread
+                chunk = plane + B * HW
+                bad[t] = _backward_block_half(plane, chunk, <const uint16_t *>grad_out, argmax,
+                                              order, offsets[n], offsets[n + 1], C, c0, nc,
+                                              roi_bins, HW, rmode)
+                if rmode == RMODE_HALF:
+                    roipool_kernels.narrow_f16(plane, nc * HW,
+                                               <uint16_t *>(grad + (n * C + c0) * HW * size))
+                else:
+                    roipool_kernels.narrow_bf16(plane, nc * HW,
+                                                <uint16_t *>(grad + (n * C + c0) * HW * size))
     status = OK
     for t in range(N * n_blocks):
         if bad[t]:

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "kernels.h"
 #include "store.h"
+#include "backward.h"
 
 /* One kernel per element type (signature in roi_max.inc.h; res is in the
  * storage type), the scratch -> out transposes and the streaming copy. */
@@ -23,6 +24,15 @@ typedef struct {
     void (*transpose16)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
     void (*transpose32)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
     void (*stream32)(const void *, ptrdiff_t, void *);
+    /* backward, float16/bfloat16 (backward.inc.h) */
+    int (*widen_f16)(const roipool_f16_t *, ptrdiff_t, float *);
+    int (*widen_bf16)(const roipool_bf16_t *, ptrdiff_t, float *);
+    int (*scatter_f16)(float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                       int);
+    int (*scatter_bf16)(float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                        int);
+    void (*narrow_f16)(const float *, ptrdiff_t, roipool_f16_t *);
+    void (*narrow_bf16)(const float *, ptrdiff_t, roipool_bf16_t *);
 } roipool_kernels_t;
 #undef ROIPOOL_ROI_MAX_FN
 
@@ -35,23 +45,24 @@ enum {
     ROIPOOL_ISA_COUNT = 4
 };
 
-#define ROIPOOL_KERNEL_TABLE(isa, label, t16, t32, s32)                                 \
+#define ROIPOOL_KERNEL_TABLE(isa, label, t16, t32, s32, bw)                             \
     static const roipool_kernels_t roipool_kernels_##isa = {                           \
         label, roipool_roi_max_f32_##isa, roipool_roi_max_f64_##isa,                   \
-        roipool_roi_max_f16_##isa, roipool_roi_max_bf16_##isa, t16, t32, s32}
+        roipool_roi_max_f16_##isa, roipool_roi_max_bf16_##isa, t16, t32, s32,          \
+        ROIPOOL_BACKWARD_ENTRIES(bw)}
 
 ROIPOOL_KERNEL_TABLE(base, "baseline", roipool_transpose16_base, roipool_transpose32_base,
-                     roipool_stream32_base);
+                     roipool_stream32_base, base);
 #if ROIPOOL_X86_DISPATCH
 ROIPOOL_KERNEL_TABLE(avx2, "avx2", roipool_transpose16_avx2, roipool_transpose32_avx2,
-                     roipool_stream32_avx2);
+                     roipool_stream32_avx2, avx2);
 ROIPOOL_KERNEL_TABLE(avx512, "avx512", roipool_transpose16_avx2, roipool_transpose32_avx2,
-                     roipool_stream32_avx2);
+                     roipool_stream32_avx2, avx2);
 #endif
 #if ROIPOOL_NEON
 /* no streaming stores: GCC has no non-temporal store intrinsic for arm64 */
 ROIPOOL_KERNEL_TABLE(neon, "neon", roipool_transpose16_neon, roipool_transpose32_neon,
-                     roipool_stream32_base);
+                     roipool_stream32_base, neon);
 #endif
 
 /* The compiled table of an ISA id, NULL when this build has none (neon:

@@ -90,6 +90,16 @@ static inline float roipool_round_bf16(float f)
     return roipool_bits_f32(u & 0xffff0000u);
 }
 
+/* roipool_round_bf16 without the NaN test, for the backward's sums of two
+ * bfloat16 values: there every NaN has its low 16 bits zero (a bfloat16
+ * NaN, quieted by an add, or the default NaN), which the rounding keeps. */
+static inline float roipool_round_bf16_sum(float f)
+{
+    uint32_t u = roipool_f32_bits(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return roipool_bits_f32(u & 0xffff0000u);
+}
+
 /* a + b, where a NaN a wins over a NaN b: the add of the backward for the
  * halves, whose operand order (x86 propagates the first NaN) the compiler
  * may swap once b is converted from its 16 bits. a + a is a, quieted. */
@@ -99,6 +109,9 @@ static inline float roipool_add_nan_first(float a, float b)
     if (s != s && a != a) s = a + a;
     return s;
 }
+
+/* Bits of +inf: a storage value v is a NaN when (v & 0x7fff) exceeds them. */
+enum { roipool_f16_inf_bits = 0x7c00, roipool_bf16_inf_bits = 0x7f80 };
 
 static inline float roipool_f32_to_ct(float x) { return x; }
 static inline float roipool_f32_from_ct(float x) { return x; }

@@ -58,5 +58,40 @@ ROIPOOL_TARGET_AVX2 static inline void roipool_avx2_bf16_store(roipool_bf16_t *p
     _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(packed));
 }
 
+/* ---- backward (backward.inc.h; ops as in ops_base.h) ----
+ * F16C's round trip rounds like roipool_round_half (ties to even,
+ * subnormals, overflow to inf) and keeps the quiet NaNs of the sums.
+ * bfloat16: roipool_round_bf16_sum in a vector register (through the
+ * integer registers it made the backward 1.5x float32's). Lane 0 only: the
+ * others are left undefined, which spares zeroing them. */
+ROIPOOL_TARGET_AVX2 static inline __m128 roipool_avx2_lane0(float x)
+{
+    __m128 v = _mm_undefined_ps();
+    v[0] = x;
+    return v;
+}
+
+ROIPOOL_TARGET_AVX2 static inline float roipool_avx2_f16_round1(float x)
+{
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(roipool_avx2_lane0(x), _MM_FROUND_TO_NEAREST_INT)));
+}
+
+ROIPOOL_TARGET_AVX2 static inline float roipool_avx2_bf16_round1(float x)
+{
+    const __m128i u = _mm_castps_si128(roipool_avx2_lane0(x));
+    const __m128i odd = _mm_and_si128(_mm_srli_epi32(u, 16), _mm_set1_epi32(1));
+    const __m128i r = _mm_add_epi32(_mm_add_epi32(u, _mm_set1_epi32(0x7fff)), odd);
+    return _mm_cvtss_f32(_mm_castsi128_ps(_mm_and_si128(r, _mm_set1_epi32((int)0xffff0000u))));
+}
+#define roipool_avx2_f16_store_ct roipool_avx2_f16_store
+
+ROIPOOL_TARGET_AVX2 static inline void roipool_avx2_bf16_store_ct(roipool_bf16_t *p, __m256 v)
+{
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    const __m256 q = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)),
+                                  _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000)));
+    roipool_avx2_bf16_store(p, _mm256_blendv_ps(v, q, nan));
+}
+
 #endif /* ROIPOOL_X86_DISPATCH */
 #endif /* ROIPOOL_SIMD_OPS_AVX2_H */

@@ -118,4 +118,22 @@ static inline void roipool_base_bf16_store(roipool_bf16_t *p, roipool_base_f32_v
 }
 
 #endif /* ROIPOOL_VECTOR_EXT */
+
+/* ---- backward (backward.inc.h) ----
+ * round1: one sum of two storage values, rounded to the storage type (its
+ * NaNs are quiet with the low payload bits zero, see fp16.h);
+ * store_ct: a vector of storage-exact floats, NaNs as from_ct makes them. */
+#define roipool_base_f16_round1 roipool_round_half
+#define roipool_base_bf16_round1 roipool_round_bf16_sum
+
+#if ROIPOOL_VECTOR_EXT
+#define roipool_base_f16_store_ct roipool_base_f16_store
+static inline void roipool_base_bf16_store_ct(roipool_bf16_t *p, roipool_base_f32_vt v)
+{
+    const roipool_base_u32x4 u = (roipool_base_u32x4)v;
+    const roipool_base_u32x4 nan = (roipool_base_u32x4)((u & 0x7fffffffu) > 0x7f800000u);
+    const roipool_base_u32x4 q = (u & 0x80000000u) | 0x7fc00000u;
+    roipool_base_bf16_store(p, (roipool_base_f32_vt)((q & nan) | (u & ~nan)));
+}
+#endif /* ROIPOOL_VECTOR_EXT */
 #endif /* ROIPOOL_SIMD_OPS_BASE_H */

@@ -131,6 +131,31 @@ ROIPOOL_NEON_TRANSPOSE(32, 4)
 ROIPOOL_NEON_TRANSPOSE(16, 8)
 #undef ROIPOOL_NEON_TRANSPOSE
 
+/* ---- backward (backward.inc.h; ops as in ops_base.h) ----
+ * FCVT's round trip rounds like roipool_round_half and keeps the quiet NaNs
+ * of the sums (FPCR.DN clear, as on Linux); FCVTN stores a quiet NaN as
+ * from_ct does. */
+static inline float roipool_neon_f16_round1(float x)
+{
+    return vgetq_lane_f32(vcvt_f32_f16(vcvt_f16_f32(vdupq_n_f32(x))), 0);
+}
+/* roipool_round_bf16_sum in a vector register, as on AVX2 */
+static inline float roipool_neon_bf16_round1(float x)
+{
+    const uint32x2_t u = vreinterpret_u32_f32(vdup_n_f32(x));
+    const uint32x2_t odd = vand_u32(vshr_n_u32(u, 16), vdup_n_u32(1));
+    const uint32x2_t r = vadd_u32(vadd_u32(u, vdup_n_u32(0x7fff)), odd);
+    return vget_lane_f32(vreinterpret_f32_u32(vand_u32(r, vdup_n_u32(0xffff0000u))), 0);
+}
+#define roipool_neon_f16_store_ct roipool_neon_f16_store
+
+static inline void roipool_neon_bf16_store_ct(roipool_bf16_t *p, float32x4_t v)
+{
+    const uint32x4_t u = vreinterpretq_u32_f32(v);
+    const uint32x4_t q = vorrq_u32(vandq_u32(u, vdupq_n_u32(0x80000000u)), vdupq_n_u32(0x7fc00000u));
+    roipool_neon_bf16_store(p, vreinterpretq_f32_u32(vbslq_u32(vceqq_f32(v, v), u, q)));
+}
+
 #else
 #define ROIPOOL_NEON 0
 #endif
