@@ -77,13 +77,7 @@ EOF'
 
 say "the test suite against the installed wheel (emulated)"
 # shellcheck disable=SC2016
-# Also deselected here: test_leaks' 10,000-call test. Under qemu-user two
-# float32 forward paths read +21 KB of C heap over 10,000 calls (bound 16 KiB;
-# natively flat, every path); whether that is the emulated glibc's or a
-# one-time cache is not yet known (issue 16's closing note). It runs natively
-# in every other phase.
 arm64_run "$TROOT" env ROIPOOL_WHEEL_TEST=1 bash -ec 'cd /work && /opt/venv/bin/python -m pytest -q -p no:cacheprovider \
-    --deselect tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process \
-    --deselect tests/test_leaks.py::test_ten_thousand_calls_of_every_path_leave_memory_flat'
+    --deselect tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process'
 T_END=$(date +%s)
 echo "   aarch64 phase took $(( T_END - T0 )) s (wheel $(( T_BUILT - T0 )) s, root + install $(( T_INSTALLED - T_BUILT )) s, info + suite $(( T_END - T_INSTALLED )) s)"
