@@ -56,8 +56,8 @@ ROIPOOL_KERNEL_TABLE(base, "baseline", roipool_transpose16_base, roipool_transpo
 #if ROIPOOL_X86_DISPATCH
 ROIPOOL_KERNEL_TABLE(avx2, "avx2", roipool_transpose16_avx2, roipool_transpose32_avx2,
                      roipool_stream32_avx2, avx2);
-ROIPOOL_KERNEL_TABLE(avx512, "avx512", roipool_transpose16_avx2, roipool_transpose32_avx2,
-                     roipool_stream32_avx2, avx2);
+ROIPOOL_KERNEL_TABLE(avx512, "avx512", roipool_transpose16_avx2, roipool_transpose32_avx512,
+                     roipool_stream32_avx512, avx2);
 #endif
 #if ROIPOOL_NEON
 /* no streaming stores: GCC has no non-temporal store intrinsic for arm64 */

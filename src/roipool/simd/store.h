@@ -105,32 +105,40 @@ ROIPOOL_TARGET_AVX2 static ROIPOOL_ALWAYS_INLINE void roipool_tile16_avx2(
     }
 }
 
-/* The transposes by 8 x 8 tiles. Past the last full tile of a row of tiles
- * (e.g. bin 48 of 7 x 7) one more tile ends at the edge, overlapping the
- * previous one: it rewrites a few elements with the same values, and costs
- * less than the scalar copy of what is left. Fewer than 8 bins (or
- * channels): scalar copies. */
+/* The transposes by 8 x 8 tiles; src rows are ss elements apart (ss = nc
+ * but for the AVX-512 transpose's leftover channels). Past the last full
+ * tile of a row of tiles (e.g. bin 48 of 7 x 7) one more tile ends at the
+ * edge, overlapping the previous one: it rewrites a few elements with the
+ * same values, and costs less than the scalar copy of what is left. Fewer
+ * than 8 bins (or channels): scalar copies. */
 #define ROIPOOL_TRANSPOSE_TILES(T, tile)                                                   \
     const T *src = (const T *)src_;                                                       \
     T *dst = (T *)dst_;                                                                   \
     ptrdiff_t j, k, jj, kk;                                                               \
     for (j = 0; j + 8 <= nc; j += 8) {                                                    \
-        for (k = 0; k + 8 <= nbins; k += 8) tile(src + k * nc + j, nc, dst + j * ld + k, ld); \
+        for (k = 0; k + 8 <= nbins; k += 8) tile(src + k * ss + j, ss, dst + j * ld + k, ld); \
         if (k < nbins && nbins >= 8)                                                      \
-            tile(src + (nbins - 8) * nc + j, nc, dst + j * ld + nbins - 8, ld);           \
+            tile(src + (nbins - 8) * ss + j, ss, dst + j * ld + nbins - 8, ld);           \
         else                                                                              \
             for (jj = j; jj < j + 8; ++jj)                                                \
-                for (kk = k; kk < nbins; ++kk) dst[jj * ld + kk] = src[kk * nc + jj];     \
+                for (kk = k; kk < nbins; ++kk) dst[jj * ld + kk] = src[kk * ss + jj];     \
     }                                                                                     \
     for (; j < nc; ++j)                                                                   \
-        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];
+        for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * ss + j];
+
+ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2_rows(
+    const void *ROIPOOL_RESTRICT src_, ptrdiff_t ss, ptrdiff_t nc, ptrdiff_t nbins,
+    ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
+{
+    ROIPOOL_TRANSPOSE_TILES(float, roipool_tile32_avx2)
+}
 
 ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2(const void *ROIPOOL_RESTRICT src_,
                                                          ptrdiff_t nc, ptrdiff_t nbins,
                                                          ptrdiff_t ld,
                                                          void *ROIPOOL_RESTRICT dst_)
 {
-    ROIPOOL_TRANSPOSE_TILES(float, roipool_tile32_avx2)
+    roipool_transpose32_avx2_rows(src_, nc, nc, nbins, ld, dst_);
 }
 
 ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RESTRICT src_,
@@ -138,6 +146,7 @@ ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RES
                                                          ptrdiff_t ld,
                                                          void *ROIPOOL_RESTRICT dst_)
 {
+    const ptrdiff_t ss = nc;
     ROIPOOL_TRANSPOSE_TILES(uint16_t, roipool_tile16_avx2)
 }
 #undef ROIPOOL_TRANSPOSE_TILES
@@ -165,6 +174,96 @@ ROIPOOL_TARGET_AVX2 static void roipool_stream32_avx2(const void *ROIPOOL_RESTRI
     }
     for (; i + 8 <= n; i += 8)
         _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+    for (; i < n; ++i) dst[i] = src[i];
+}
+
+/* 16 x 16 tiles in zmm registers: 64 shuffles per 256 elements against 24
+ * per 64 for the 8 x 8 AVX2 tile, and the shuffles were what bounded the
+ * transposes (a third of the out= call on vgg16-frcnn). Rows s[q * ss ...]
+ * for q < nrows (the rest read as 0) to the first nrows columns of rows
+ * d[j * ld ...], j < 16. */
+ROIPOOL_TARGET_AVX512 static ROIPOOL_ALWAYS_INLINE void roipool_tile32_avx512(
+    const float *ROIPOOL_RESTRICT s, ptrdiff_t ss, float *ROIPOOL_RESTRICT d, ptrdiff_t ld,
+    int nrows)
+{
+    __m512 r[16], t[16];
+    int q;
+    for (q = 0; q < 16; ++q) r[q] = q < nrows ? _mm512_loadu_ps(s + q * ss) : _mm512_setzero_ps();
+    for (q = 0; q < 8; ++q) {
+        t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+    }
+    /* r[4h + c], each 128-bit lane L: channel 4L + c of rows 4h .. 4h + 3 */
+    for (q = 0; q < 4; ++q) {
+        r[4 * q] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        r[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        r[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        r[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+    /* lanes 0, 2 of rows 0-7 / 8-15 (0x88), lanes 1, 3 (0xDD) */
+    for (q = 0; q < 4; ++q) {
+        t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+        t[4 + q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);
+        t[8 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+        t[12 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+    }
+    {
+        const __mmask16 m = (__mmask16)((1u << nrows) - 1u);
+        for (q = 0; q < 4; ++q) {
+            _mm512_mask_storeu_ps(d + q * ld, m, _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88));
+            _mm512_mask_storeu_ps(d + (8 + q) * ld, m, _mm512_shuffle_f32x4(t[q], t[8 + q], 0xDD));
+            _mm512_mask_storeu_ps(d + (4 + q) * ld, m, _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0x88));
+            _mm512_mask_storeu_ps(d + (12 + q) * ld, m,
+                                  _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0xDD));
+        }
+    }
+}
+
+/* 16 x 16 tiles; the last 3 to 15 bins of a row of tiles by one tile of that
+ * many rows (masked stores, nothing rewritten), 1 or 2 by scalar copies;
+ * leftover channels by the AVX2 tiles. */
+ROIPOOL_TARGET_AVX512 static void roipool_transpose32_avx512(const void *ROIPOOL_RESTRICT src_,
+                                                             ptrdiff_t nc, ptrdiff_t nbins,
+                                                             ptrdiff_t ld,
+                                                             void *ROIPOOL_RESTRICT dst_)
+{
+    const float *src = (const float *)src_;
+    float *dst = (float *)dst_;
+    const ptrdiff_t rest = nbins % 16, full = nbins - rest;
+    ptrdiff_t j, k, jj;
+    for (j = 0; j + 16 <= nc; j += 16) {
+        for (k = 0; k < full; k += 16)
+            roipool_tile32_avx512(src + k * nc + j, nc, dst + j * ld + k, ld, 16);
+        if (rest > 2)
+            roipool_tile32_avx512(src + full * nc + j, nc, dst + j * ld + full, ld, (int)rest);
+        else
+            for (jj = j; jj < j + 16; ++jj)
+                for (k = full; k < nbins; ++k) dst[jj * ld + k] = src[k * nc + jj];
+    }
+    if (j < nc)
+        roipool_transpose32_avx2_rows(src + j, nc, nc - j, nbins, ld, dst + j * ld);
+}
+
+/* As roipool_stream32_avx2, by whole 64-byte lines. */
+ROIPOOL_TARGET_AVX512 static void roipool_stream32_avx512(const void *ROIPOOL_RESTRICT src_,
+                                                          ptrdiff_t n, void *ROIPOOL_RESTRICT dst_)
+{
+    const int32_t *src = (const int32_t *)src_;
+    int32_t *dst = (int32_t *)dst_;
+    ptrdiff_t i = 0;
+    if ((uintptr_t)dst & 3u) { /* not even 4-byte aligned (16-bit outputs): plain copy */
+        memcpy(dst_, src_, (size_t)n * 4);
+        return;
+    }
+    while (i < n && ((uintptr_t)(dst + i) & 63u)) { dst[i] = src[i]; ++i; }
+    for (; i + 32 <= n; i += 32) {
+        const __m512i a = _mm512_loadu_si512((const void *)(src + i));
+        const __m512i b = _mm512_loadu_si512((const void *)(src + i + 16));
+        _mm512_stream_si512((void *)(dst + i), a);
+        _mm512_stream_si512((void *)(dst + i + 16), b);
+    }
+    for (; i + 16 <= n; i += 16)
+        _mm512_stream_si512((void *)(dst + i), _mm512_loadu_si512((const void *)(src + i)));
     for (; i < n; ++i) dst[i] = src[i];
 }
 #endif
