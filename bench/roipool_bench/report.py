@@ -132,15 +132,17 @@ def markdown(res):
           "default call (`roipool.torch.roi_pool`, no autograd); and N Python threads calling "
           "at once (one OpenMP thread each; ms per round of N calls).",
           "",
-          "| workload | threads | ns/visit (out=) | x limit/thread | +argmax ms "
+          "| workload | threads | ns/visit (out=) | x limit/thread | x limit/thread, fastest "
+          "| +argmax ms "
           "| roipool.torch ms | torch / out= | threads default ms | threads out= ms "
           "| threads default / out= | 1->N scaling out= |",
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in res["forward"]:
         sct = scaling_cell(res, r, "ratio_out")
         L.append(
             f"| {r['workload']} | {r['threads']} | {r['ns_per_visit']:.4f} | "
             f"{'-' if r['workload'].startswith('tiny') else format(r['x_limit_per_thread'], '.2f')} | "
+            f"{'-' if r['workload'].startswith('tiny') else format(r['x_limit_best_per_thread'], '.2f')} | "
             f"{fmt_ms(r['roipool_argmax_ms'])} | {fmt_ms(r.get('roipool_torch_ms'))} | "
             f"{fmt(r.get('torch_over_out'), '.2f')} | {fmt_ms(r.get('pythreads_default_ms'))} | "
             f"{fmt_ms(r.get('pythreads_out_ms'))} | "

@@ -8,6 +8,9 @@ TARGET_FWD_VS_PEER = {"torchvision": 40.0, "ort": 30.0, "opencv": 20.0}  # vgg16
 #                                   default call, float32, all cores
 TARGET_DEFAULT_OVER_OUT = 1.2  # default call / out= call, every workload, 1 and all threads
 TARGET_X_LIMIT = 1.25          # vgg16-frcnn out= ns/visit per thread / the np.max limit
+# Issue 17: out= per thread within 1.3x of the limit on these workloads, 1T and 2T
+TARGET_X_LIMIT_17 = 1.3
+X_LIMIT_17_WORKLOADS = ("vgg16-frcnn", "vgg16-frcnn-300")
 TARGET_SCALING = 1.8           # 1 -> 2 threads, default call, every workload except tiny
 TARGET_TINY_US = 5.0           # tiny, default call (validation, allocation), per call
 TARGET_BWD_VS_TV = 10.0        # backward (default call) vs torchvision's CPU backward
@@ -37,6 +40,11 @@ def summarize(fwd_rows, bwd_rows, limit):
         _medians(r, FWD_KEYS)
         r["ns_per_visit"] = r["roipool_out_ms"] * 1e6 / r["visits"]
         r["x_limit_per_thread"] = r["ns_per_visit"] * r["threads"] / limit
+        # The limit is the median of 1,050 calls of ~10 us, which a neighbour's
+        # burst on a shared host rarely hits; an out= call of 2-20 ms often is.
+        # The fastest out= sample against it shows the kernel without that.
+        r["x_limit_best_per_thread"] = (r["roipool_out_min_ms"] * 1e6 / r["visits"]
+                                        * r["threads"] / limit)
         r["default_over_out"] = ratio(r["roipool_default_ms"], r["roipool_out_ms"])
         r["torch_over_out"] = ratio(r.get("roipool_torch_ms"), r["roipool_out_ms"])
         r["torch_over_tv"] = ratio(r.get("roipool_torch_ms"), r.get("torchvision_ms"))
@@ -143,6 +151,14 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
                             f"{TARGET_X_LIMIT:g}x limit at {nt}T", rows_at(nt, tiny=False),
                             "x_limit_per_thread", "{:.2f}", TARGET_X_LIMIT,
                             higher_is_better=False, status="info"))
+    x17 = [r for r in fwd_rows if r["workload"] in X_LIMIT_17_WORKLOADS]
+    out.append(worst_of(f"{' and '.join(X_LIMIT_17_WORKLOADS)} out= ns/visit per thread <= "
+                        f"{TARGET_X_LIMIT_17:g}x limit, every thread count (medians)", x17,
+                        "x_limit_per_thread", "{:.2f}", TARGET_X_LIMIT_17,
+                        higher_is_better=False))
+    out.append(worst_of(f"the same, fastest out= sample of each row", x17,
+                        "x_limit_best_per_thread", "{:.2f}", TARGET_X_LIMIT_17,
+                        higher_is_better=False, status="info"))
     name = f"tiny default call <= {TARGET_TINY_US:g} us"
     if tiny_default:
         worst = max(tiny_default.values())
