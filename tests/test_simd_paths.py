@@ -212,3 +212,25 @@ def test_signed_zero_ties_and_nans_on_every_path(isa, dtype, restore_isa):
     for c, (value, index) in enumerate(want):
         expect = init_bits if value is None else np.array(value, dtype).view(f"u{out.itemsize}")
         assert got_bits[c] == expect and arg.reshape(C)[c] == index, (c, TIES[c % len(TIES)])
+
+
+@pytest.mark.parametrize("isa", SUPPORTED)
+@pytest.mark.parametrize("stream", [False, True])
+def test_result_transposes_on_every_tile_shape(isa, stream, restore_isa, restore_tuning):
+    # The scratch -> out transposes go by tiles (16 x 16 on AVX-512, 8 x 8 on
+    # AVX2, 4 x 4 / 8 x 8 on NEON): bin counts a few past a tile (17, 18, 19,
+    # 33, 49 = 7 x 7), a tile's worth exactly (16, 32) and channel counts
+    # around 16 take the masked, scalar and narrower-tile ends; `stream`
+    # forces the staged non-temporal copy that large outputs take.
+    rng = np.random.default_rng(17)
+    roipool._roi_pool._set_tuning(stream_bytes=0 if stream else 1 << 62)
+    roipool.set_isa(isa)
+    for C in (15, 16, 17, 33, 48):
+        for pooled in ((17, 1), (2, 9), (19, 1), (4, 4), (4, 8), (3, 11), (7, 7)):
+            data = rng.standard_normal((1, C, 10, 12)).astype(np.float32)
+            xy = rng.uniform(-2, 14, (5, 4))
+            rois = np.column_stack([np.zeros(5), xy]).astype(np.float32)
+            ref = ref_forward(data, rois, pooled, 1.0)
+            got = roipool.roi_pooling(data, rois, pooled, 1.0, num_threads=2)
+            np.testing.assert_array_equal(got.view(np.uint32), ref[0].view(np.uint32),
+                                          err_msg=f"C {C} pooled {pooled}")
