@@ -151,31 +151,36 @@ ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RES
 }
 #undef ROIPOOL_TRANSPOSE_TILES
 
-ROIPOOL_TARGET_AVX2 static void roipool_stream32_avx2(const void *ROIPOOL_RESTRICT src_,
-                                                      ptrdiff_t n, void *ROIPOOL_RESTRICT dst_)
-{
-    const int32_t *src = (const int32_t *)src_;
-    int32_t *dst = (int32_t *)dst_;
-    ptrdiff_t i = 0;
-    if ((uintptr_t)dst & 3u) { /* not even 4-byte aligned (16-bit outputs): plain copy */
-        memcpy(dst_, src_, (size_t)n * 4);
-        return;
+/* The streaming copy `name`, for vectors VT of W words: words up to a vector
+ * boundary of dst, then four vectors per turn (the loop control was most of
+ * the copy), then one, then words. */
+#define ROIPOOL_STREAM_FN(name, target, W, VT, LOAD, STREAM)                             \
+    target static void name(const void *ROIPOOL_RESTRICT src_, ptrdiff_t n,              \
+                            void *ROIPOOL_RESTRICT dst_)                                 \
+    {                                                                                    \
+        const int32_t *src = (const int32_t *)src_;                                      \
+        int32_t *dst = (int32_t *)dst_;                                                  \
+        ptrdiff_t i = 0;                                                                 \
+        if ((uintptr_t)dst & 3u) { /* not 4-byte aligned (16-bit outputs): plain copy */ \
+            memcpy(dst_, src_, (size_t)n * 4);                                           \
+            return;                                                                      \
+        }                                                                                \
+        while (i < n && ((uintptr_t)(dst + i) & (W * 4 - 1))) { dst[i] = src[i]; ++i; }  \
+        for (; i + 4 * W <= n; i += 4 * W) {                                             \
+            const VT a = LOAD((const VT *)(src + i)), b = LOAD((const VT *)(src + i + W)); \
+            const VT c = LOAD((const VT *)(src + i + 2 * W));                            \
+            const VT d = LOAD((const VT *)(src + i + 3 * W));                            \
+            STREAM((VT *)(dst + i), a);                                                  \
+            STREAM((VT *)(dst + i + W), b);                                              \
+            STREAM((VT *)(dst + i + 2 * W), c);                                          \
+            STREAM((VT *)(dst + i + 3 * W), d);                                          \
+        }                                                                                \
+        for (; i + W <= n; i += W) STREAM((VT *)(dst + i), LOAD((const VT *)(src + i))); \
+        for (; i < n; ++i) dst[i] = src[i];                                              \
     }
-    while (i < n && ((uintptr_t)(dst + i) & 31u)) { dst[i] = src[i]; ++i; }
-    for (; i + 32 <= n; i += 32) { /* four at a time: the loop control was most of the copy */
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 8));
-        const __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 16));
-        const __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 24));
-        _mm256_stream_si256((__m256i *)(dst + i), a);
-        _mm256_stream_si256((__m256i *)(dst + i + 8), b);
-        _mm256_stream_si256((__m256i *)(dst + i + 16), c);
-        _mm256_stream_si256((__m256i *)(dst + i + 24), d);
-    }
-    for (; i + 8 <= n; i += 8)
-        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
-    for (; i < n; ++i) dst[i] = src[i];
-}
+
+ROIPOOL_STREAM_FN(roipool_stream32_avx2, ROIPOOL_TARGET_AVX2, 8, __m256i, _mm256_loadu_si256,
+                  _mm256_stream_si256)
 
 /* 16 x 16 tiles in zmm registers: 64 shuffles per 256 elements against 24
  * per 64 for the 8 x 8 AVX2 tile, and the shuffles were what bounded the
@@ -245,27 +250,9 @@ ROIPOOL_TARGET_AVX512 static void roipool_transpose32_avx512(const void *ROIPOOL
 }
 
 /* As roipool_stream32_avx2, by whole 64-byte lines. */
-ROIPOOL_TARGET_AVX512 static void roipool_stream32_avx512(const void *ROIPOOL_RESTRICT src_,
-                                                          ptrdiff_t n, void *ROIPOOL_RESTRICT dst_)
-{
-    const int32_t *src = (const int32_t *)src_;
-    int32_t *dst = (int32_t *)dst_;
-    ptrdiff_t i = 0;
-    if ((uintptr_t)dst & 3u) { /* not even 4-byte aligned (16-bit outputs): plain copy */
-        memcpy(dst_, src_, (size_t)n * 4);
-        return;
-    }
-    while (i < n && ((uintptr_t)(dst + i) & 63u)) { dst[i] = src[i]; ++i; }
-    for (; i + 32 <= n; i += 32) {
-        const __m512i a = _mm512_loadu_si512((const void *)(src + i));
-        const __m512i b = _mm512_loadu_si512((const void *)(src + i + 16));
-        _mm512_stream_si512((void *)(dst + i), a);
-        _mm512_stream_si512((void *)(dst + i + 16), b);
-    }
-    for (; i + 16 <= n; i += 16)
-        _mm512_stream_si512((void *)(dst + i), _mm512_loadu_si512((const void *)(src + i)));
-    for (; i < n; ++i) dst[i] = src[i];
-}
+ROIPOOL_STREAM_FN(roipool_stream32_avx512, ROIPOOL_TARGET_AVX512, 16, __m512i,
+                  _mm512_loadu_si512, _mm512_stream_si512)
+#undef ROIPOOL_STREAM_FN
 #endif
 
 /* Orders streaming stores before the parallel region ends. */
