@@ -156,7 +156,7 @@ def evaluate_targets(fwd_rows, bwd_rows, scaling, tiny_default):
                         f"{TARGET_X_LIMIT_17:g}x limit, every thread count (medians)", x17,
                         "x_limit_per_thread", "{:.2f}", TARGET_X_LIMIT_17,
                         higher_is_better=False))
-    out.append(worst_of(f"the same, fastest out= sample of each row", x17,
+    out.append(worst_of("the same, fastest out= sample of each row", x17,
                         "x_limit_best_per_thread", "{:.2f}", TARGET_X_LIMIT_17,
                         higher_is_better=False, status="info"))
     name = f"tiny default call <= {TARGET_TINY_US:g} us"
