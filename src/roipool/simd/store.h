@@ -105,13 +105,13 @@ ROIPOOL_TARGET_AVX2 static ROIPOOL_ALWAYS_INLINE void roipool_tile16_avx2(
     }
 }
 
-/* The transposes by 8 x 8 tiles; src rows are ss elements apart (ss = nc
- * but for the AVX-512 transpose's leftover channels). Past the last full
+/* The transposes by 8 x 8 tiles; src rows are ss elements apart (nc but
+ * for the AVX-512 transpose's leftover channels). Past the last full
  * tile of a row of tiles (e.g. bin 48 of 7 x 7) one more tile ends at the
  * edge, overlapping the previous one: it rewrites a few elements with the
  * same values, and costs less than the scalar copy of what is left. Fewer
  * than 8 bins (or channels): scalar copies. */
-#define ROIPOOL_TRANSPOSE_TILES(T, tile)                                                   \
+#define ROIPOOL_TRANSPOSE_TILES(T, tile, ss)                                               \
     const T *src = (const T *)src_;                                                       \
     T *dst = (T *)dst_;                                                                   \
     ptrdiff_t j, k, jj, kk;                                                               \
@@ -130,7 +130,7 @@ ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2_rows(
     const void *ROIPOOL_RESTRICT src_, ptrdiff_t ss, ptrdiff_t nc, ptrdiff_t nbins,
     ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_)
 {
-    ROIPOOL_TRANSPOSE_TILES(float, roipool_tile32_avx2)
+    ROIPOOL_TRANSPOSE_TILES(float, roipool_tile32_avx2, ss)
 }
 
 ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2(const void *ROIPOOL_RESTRICT src_,
@@ -146,8 +146,7 @@ ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RES
                                                          ptrdiff_t ld,
                                                          void *ROIPOOL_RESTRICT dst_)
 {
-    const ptrdiff_t ss = nc;
-    ROIPOOL_TRANSPOSE_TILES(uint16_t, roipool_tile16_avx2)
+    ROIPOOL_TRANSPOSE_TILES(uint16_t, roipool_tile16_avx2, nc)
 }
 #undef ROIPOOL_TRANSPOSE_TILES
 
