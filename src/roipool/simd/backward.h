@@ -5,30 +5,31 @@
 #define ROIPOOL_SIMD_BACKWARD_H
 
 #include "common.h"
+#include "template.h"
 #include "fp16.h"
 #include "ops_base.h"
 #include "ops_avx2.h"
 #include "ops_neon.h"
 
 /* ---- baseline ---- */
-#define ROIPOOL_ISA base
-#define ROIPOOL_ISA_ATTR
-#define ROIPOOL_VECTORS ROIPOOL_VECTOR_EXT
+#define RP_ISA base
+#define RP_ATTR
+#define RP_VECTORS ROIPOOL_VECTOR_EXT
 #include "backward_types.inc.h"
 
 #if ROIPOOL_X86_DISPATCH
 /* ---- AVX2 (and AVX-512) ---- */
-#define ROIPOOL_ISA avx2
-#define ROIPOOL_ISA_ATTR ROIPOOL_TARGET_AVX2
-#define ROIPOOL_VECTORS 1
+#define RP_ISA avx2
+#define RP_ATTR ROIPOOL_TARGET_AVX2
+#define RP_VECTORS 1
 #include "backward_types.inc.h"
 #endif
 
 #if ROIPOOL_NEON
 /* ---- NEON ---- */
-#define ROIPOOL_ISA neon
-#define ROIPOOL_ISA_ATTR
-#define ROIPOOL_VECTORS 1
+#define RP_ISA neon
+#define RP_ATTR
+#define RP_VECTORS 1
 #include "backward_types.inc.h"
 #endif
 

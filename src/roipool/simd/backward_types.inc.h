@@ -1,11 +1,11 @@
 /* backward.inc.h for both half types, for the ISA backward.h has defined
- * (ROIPOOL_ISA, ROIPOOL_ISA_ATTR, ROIPOOL_VECTORS, undefined here after). */
-#define ROIPOOL_TYPE f16
+ * (RP_ISA, RP_ATTR, RP_VECTORS, undefined here after). */
+#define RP_TYPE f16
 #include "backward.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE bf16
+#undef RP_TYPE
+#define RP_TYPE bf16
 #include "backward.inc.h"
-#undef ROIPOOL_TYPE
-#undef ROIPOOL_VECTORS
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
+#undef RP_TYPE
+#undef RP_VECTORS
+#undef RP_ATTR
+#undef RP_ISA

@@ -7,11 +7,12 @@
  *           attribute, no run-time check; selectable against base)
  * dispatch.h gathers each ISA's kernels into one table and picks a table
  * at run time. A block narrower than one vector goes to the next narrower
- * path (ROIPOOL_NARROWER). */
+ * path (RP_NARROWER). */
 #ifndef ROIPOOL_SIMD_KERNELS_H
 #define ROIPOOL_SIMD_KERNELS_H
 
 #include "common.h"
+#include "template.h"
 #include "fp16.h"
 #include "ops_base.h"
 #include "ops_avx2.h"
@@ -19,47 +20,47 @@
 #include "ops_neon.h"
 
 /* ---- baseline ---- */
-#define ROIPOOL_ISA base
-#define ROIPOOL_ISA_ATTR
-#define ROIPOOL_VECTORS ROIPOOL_VECTOR_EXT
+#define RP_ISA base
+#define RP_ATTR
+#define RP_VECTORS ROIPOOL_VECTOR_EXT
 #include "roi_max_types.inc.h"
-#undef ROIPOOL_VECTORS
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
+#undef RP_VECTORS
+#undef RP_ATTR
+#undef RP_ISA
 
 #if ROIPOOL_X86_DISPATCH
-#define ROIPOOL_VECTORS 1
+#define RP_VECTORS 1
 
 /* ---- AVX2 ---- */
-#define ROIPOOL_ISA avx2
-#define ROIPOOL_ISA_ATTR ROIPOOL_TARGET_AVX2
-#define ROIPOOL_NARROWER base
+#define RP_ISA avx2
+#define RP_ATTR ROIPOOL_TARGET_AVX2
+#define RP_NARROWER base
 #include "roi_max_types.inc.h"
-#undef ROIPOOL_NARROWER
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
+#undef RP_NARROWER
+#undef RP_ATTR
+#undef RP_ISA
 
 /* ---- AVX-512 ---- */
-#define ROIPOOL_ISA avx512
-#define ROIPOOL_ISA_ATTR ROIPOOL_TARGET_AVX512
-#define ROIPOOL_NARROWER avx2
+#define RP_ISA avx512
+#define RP_ATTR ROIPOOL_TARGET_AVX512
+#define RP_NARROWER avx2
 #include "roi_max_types.inc.h"
-#undef ROIPOOL_NARROWER
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
+#undef RP_NARROWER
+#undef RP_ATTR
+#undef RP_ISA
 
-#undef ROIPOOL_VECTORS
+#undef RP_VECTORS
 #endif /* ROIPOOL_X86_DISPATCH */
 
 #if ROIPOOL_NEON
 /* ---- NEON (aarch64 baseline: no target attribute) ---- */
-#define ROIPOOL_VECTORS 1
-#define ROIPOOL_ISA neon
-#define ROIPOOL_ISA_ATTR
+#define RP_VECTORS 1
+#define RP_ISA neon
+#define RP_ATTR
 #include "roi_max_types.inc.h"
-#undef ROIPOOL_ISA_ATTR
-#undef ROIPOOL_ISA
-#undef ROIPOOL_VECTORS
+#undef RP_ATTR
+#undef RP_ISA
+#undef RP_VECTORS
 #endif /* ROIPOOL_NEON */
 
 #endif /* ROIPOOL_SIMD_KERNELS_H */

@@ -1,14 +1,14 @@
 /* The ROI max kernel (roi_max.inc.h) for every element type, for the ISA
- * kernels.h has defined (ROIPOOL_ISA and the rest). */
-#define ROIPOOL_TYPE f32
+ * kernels.h has defined (RP_ISA and the rest). */
+#define RP_TYPE f32
 #include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE f64
+#undef RP_TYPE
+#define RP_TYPE f64
 #include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE f16
+#undef RP_TYPE
+#define RP_TYPE f16
 #include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
-#define ROIPOOL_TYPE bf16
+#undef RP_TYPE
+#define RP_TYPE bf16
 #include "roi_max.inc.h"
-#undef ROIPOOL_TYPE
+#undef RP_TYPE
