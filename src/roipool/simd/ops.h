@@ -68,8 +68,10 @@
 #define ROIPOOL_OPS_LANES_(T, E)
 #endif
 
-/* Every op of the vector kernels (roi_max.inc.h) for one ISA. */
-#define ROIPOOL_CHECK_OPS(isa)                                                             \
+/* Every op of the vector kernels (roi_max.inc.h) for one ISA (a macro
+ * such as RP_ISA is expanded first). */
+#define ROIPOOL_CHECK_OPS(isa) ROIPOOL_CHECK_OPS_(isa)
+#define ROIPOOL_CHECK_OPS_(isa)                                                            \
     ROIPOOL_OPS_LANES_(roipool_##isa##_f32, float)                                          \
     ROIPOOL_OPS_LANES_(roipool_##isa##_f64, double)                                         \
     ROIPOOL_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f32, float, int32_t)              \
@@ -78,7 +80,8 @@
     ROIPOOL_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32)
 
 /* ... and of the backward's vector loops (backward.inc.h). */
-#define ROIPOOL_CHECK_BACKWARD_OPS(isa)                                                    \
+#define ROIPOOL_CHECK_BACKWARD_OPS(isa) ROIPOOL_CHECK_BACKWARD_OPS_(isa)
+#define ROIPOOL_CHECK_BACKWARD_OPS_(isa)                                                   \
     ROIPOOL_BACKWARD_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f16, roipool_##isa##_f32)     \
     ROIPOOL_BACKWARD_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32)
 
