@@ -98,7 +98,6 @@ static const roipool_kernels_t *roipool_kernels_of(int isa)
 
 /* The table every call goes through. */
 static const roipool_kernels_t *roipool_kernels = &roipool_kernels_base;
-static int roipool_isa_id = ROIPOOL_ISA_base;
 
 #if ROIPOOL_X86_DISPATCH
 #include <cpuid.h>
@@ -141,9 +140,7 @@ static int roipool_set_isa(int isa)
     if (isa < 0 || isa >= ROIPOOL_ISA_COUNT) isa = ROIPOOL_ISA_base;
     while (!roipool_isa_supported(isa)) isa = roipool_isa_fallback(isa);
     roipool_kernels = roipool_kernels_of(isa);
-    return roipool_isa_id = isa;
+    return isa;
 }
-
-static int roipool_get_isa(void) { return roipool_isa_id; }
 
 #endif /* ROIPOOL_SIMD_DISPATCH_H */
