@@ -39,6 +39,41 @@ RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(it) i,
     else
         RP_V(istore)(idx + c, i);
 }
+
+/* Channels [c, c + nv * L) of one bin, nv (4, 2 or 1, a constant) vectors
+ * of running maxima in registers for the whole bin; vinit, vnone: init and
+ * -1 broadcast. */
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_vectors)(
+    const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
+    ptrdiff_t we, RP_V(vt) vinit, RP_V(it) vnone, RP_T *ROIPOOL_RESTRICT best,
+    int32_t *ROIPOOL_RESTRICT idx_out, RP_IDX *ROIPOOL_RESTRICT idx, const int with_idx,
+    const int nv)
+{
+    enum { L = RP_V(lanes) };
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    RP_V(vt) b0 = vinit, b1 = vinit, b2 = vinit, b3 = vinit;
+    RP_V(it) i0 = vnone, i1 = vnone, i2 = vnone, i3 = vnone;
+    ptrdiff_t h, w;
+    for (h = hs; h < he; ++h) {
+        RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * blk.W + ws));
+        for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
+            const RP_T *p = base + h * blk.row_stride + w * blk.col_stride + c;
+            const RP_V(it) k = RP_V(kcast)(kv);
+            RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
+            if (nv >= 2) RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
+            if (nv == 4) {
+                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2, with_idx);
+                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3, with_idx);
+            }
+        }
+    }
+    RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
+    if (nv >= 2) RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
+    if (nv == 4) {
+        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx, with_idx);
+        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx, with_idx);
+    }
+}
 #endif
 
 /* One bin: the max over rows [hs, he) x cols [ws, we) of channels
@@ -55,10 +90,7 @@ RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     ptrdiff_t we, RP_CT init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
     RP_IDX *ROIPOOL_RESTRICT idx, const int with_idx)
 {
-    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
-    const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride;
-    const ptrdiff_t W = blk.W, nc = blk.channels;
-    ptrdiff_t h, w;
+    const ptrdiff_t nc = blk.channels;
 #if RP_VECTORS
     enum { L = RP_V(lanes) };
     const ptrdiff_t c_first = c;
@@ -67,53 +99,17 @@ RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     ptrdiff_t j;
     /* Four vectors of channels at a time stay in registers for the whole
      * bin, then two (two chains beat one), then one at a time. */
-    for (; c + 4 * L <= nc; c += 4 * L) {
-        RP_V(vt) b0 = vinit, b1 = vinit, b2 = vinit, b3 = vinit;
-        RP_V(it) i0 = vnone, i1 = vnone, i2 = vnone, i3 = vnone;
-        for (h = hs; h < he; ++h) {
-            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
-            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
-                const RP_T *p = base + h * row_stride + w * col_stride + c;
-                const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
-                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
-                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2, with_idx);
-                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3, with_idx);
-            }
-        }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
-        RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
-        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx, with_idx);
-        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx, with_idx);
-    }
+    for (; c + 4 * L <= nc; c += 4 * L)
+        RP_FN(bin_max_vectors)(blk, c, hs, he, ws, we, vinit, vnone, best, idx_out, idx,
+                               with_idx, 4);
     if (c + 2 * L <= nc) {
-        RP_V(vt) b0 = vinit, b1 = vinit;
-        RP_V(it) i0 = vnone, i1 = vnone;
-        for (h = hs; h < he; ++h) {
-            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
-            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
-                const RP_T *p = base + h * row_stride + w * col_stride + c;
-                const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
-                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
-            }
-        }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
-        RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
+        RP_FN(bin_max_vectors)(blk, c, hs, he, ws, we, vinit, vnone, best, idx_out, idx,
+                               with_idx, 2);
         c += 2 * L;
     }
-    for (; c + L <= nc; c += L) {
-        RP_V(vt) b0 = vinit;
-        RP_V(it) i0 = vnone;
-        for (h = hs; h < he; ++h) {
-            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
-            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
-                const RP_T *p = base + h * row_stride + w * col_stride + c;
-                RP_FN(step)(RP_IO(load)(p), RP_V(kcast)(kv), &b0, &i0, with_idx);
-            }
-        }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
-    }
+    for (; c + L <= nc; c += L)
+        RP_FN(bin_max_vectors)(blk, c, hs, he, ws, we, vinit, vnone, best, idx_out, idx,
+                               with_idx, 1);
     if (with_idx && sizeof(RP_IDX) != sizeof(int32_t))
         for (j = c_first; j < c; ++j) idx_out[j] = (int32_t)idx[j];
 #endif
@@ -121,19 +117,23 @@ RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     /* fewer than one vector of channels left (a small C or block): the next
      * narrower path, not scalar code */
     if (c < nc)
-        RP_FN_OF(bin_max, RP_NARROWER)(
-            blk, c, hs, he, ws, we, init, best, idx_out, idx);
+        RP_FN_OF(bin_max, RP_NARROWER)(blk, c, hs, he, ws, we, init, best, idx_out, idx);
 #else
-    for (; c < nc; ++c) {
-        RP_CT b = init;
-        RP_IDX i = -1;
-        for (h = hs; h < he; ++h)
-            for (w = ws; w < we; ++w) {
-                const RP_CT v = RP_TY(_to_ct)(base[h * row_stride + w * col_stride + c]);
-                if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
-            }
-        best[c] = RP_TY(_from_ct)(b);
-        if (with_idx) idx_out[c] = (int32_t)i;
+    {
+        const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+        const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride, W = blk.W;
+        ptrdiff_t h, w;
+        for (; c < nc; ++c) {
+            RP_CT b = init;
+            RP_IDX i = -1;
+            for (h = hs; h < he; ++h)
+                for (w = ws; w < we; ++w) {
+                    const RP_CT v = RP_TY(_to_ct)(base[h * row_stride + w * col_stride + c]);
+                    if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
+                }
+            best[c] = RP_TY(_from_ct)(b);
+            if (with_idx) idx_out[c] = (int32_t)i;
+        }
     }
     (void)idx;
 #endif
