@@ -63,26 +63,36 @@
                    #T "_" #op ": missing, or not the type ops.h lists");
 #define ROIPOOL_OPS_LANES_(T, E)                                                           \
     _Static_assert(T##_lanes * sizeof(E) == sizeof(T##_vt), #T "_lanes: not sizeof(vt)");
+#define ROIPOOL_OPS_UNUSED_ __attribute__((unused))
 #else
 #define ROIPOOL_OPS_EXPECT_(T, op, want, args)
 #define ROIPOOL_OPS_LANES_(T, E)
+#define ROIPOOL_OPS_UNUSED_
 #endif
 
 /* Every op of the vector kernels (roi_max.inc.h) for one ISA (a macro
- * such as RP_ISA is expanded first). */
+ * such as RP_ISA is expanded first). The asserts sit in a function that is
+ * never called (never emitted): some NEON intrinsics are statement
+ * expressions, which clang accepts only inside a function. */
 #define ROIPOOL_CHECK_OPS(isa) ROIPOOL_CHECK_OPS_(isa)
 #define ROIPOOL_CHECK_OPS_(isa)                                                            \
-    ROIPOOL_OPS_LANES_(roipool_##isa##_f32, float)                                          \
-    ROIPOOL_OPS_LANES_(roipool_##isa##_f64, double)                                         \
-    ROIPOOL_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f32, float, int32_t)              \
-    ROIPOOL_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f64, double, int64_t)             \
-    ROIPOOL_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f16, roipool_##isa##_f32)         \
-    ROIPOOL_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32)
+    static inline ROIPOOL_OPS_UNUSED_ void roipool_check_ops_##isa(void)                   \
+    {                                                                                      \
+        ROIPOOL_OPS_LANES_(roipool_##isa##_f32, float)                                      \
+        ROIPOOL_OPS_LANES_(roipool_##isa##_f64, double)                                     \
+        ROIPOOL_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f32, float, int32_t)          \
+        ROIPOOL_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f64, double, int64_t)         \
+        ROIPOOL_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f16, roipool_##isa##_f32)     \
+        ROIPOOL_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32)    \
+    }
 
 /* ... and of the backward's vector loops (backward.inc.h). */
 #define ROIPOOL_CHECK_BACKWARD_OPS(isa) ROIPOOL_CHECK_BACKWARD_OPS_(isa)
 #define ROIPOOL_CHECK_BACKWARD_OPS_(isa)                                                   \
-    ROIPOOL_BACKWARD_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f16, roipool_##isa##_f32)     \
-    ROIPOOL_BACKWARD_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32)
+    static inline ROIPOOL_OPS_UNUSED_ void roipool_check_backward_ops_##isa(void)          \
+    {                                                                                      \
+        ROIPOOL_BACKWARD_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f16, roipool_##isa##_f32) \
+        ROIPOOL_BACKWARD_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32) \
+    }
 
 #endif /* ROIPOOL_SIMD_OPS_H */
