@@ -33,8 +33,11 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
         OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
         threadpoolctl limits.
     compat : {"mxnet", "torchvision"}
-        "torchvision" multiplies coordinates by spatial_scale in float64, as
-        ``torchvision.ops.roi_pool`` does; the rest of the rule is the same.
+        Whose scale rounding to follow. "mxnet" keeps spatial_scale as a C
+        float, then converts it to data's dtype; "torchvision" rounds it to
+        data's dtype directly, as ``torchvision.ops.roi_pool`` does on the CPU
+        (bit for bit the same results, for every dtype). The rest of the rule
+        is the same; the two differ only off powers of two, mostly for float64.
 
     Examples
     --------
@@ -51,7 +54,7 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
             return result
     data, compute, rmode = v.check_data(data)
     storage = a.storage_dtype(data, rmode)
-    torchvision = v.check_compat(compat)
+    torchvision = v.check_compat(compat, storage)
     ph, pw = v.check_pooled_size(pooled_size)
     scale_t, scale_d = v.check_scale(spatial_scale, compat, storage, rmode)
     n_threads = v.check_num_threads(num_threads)
@@ -114,10 +117,9 @@ def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, ret
     same; None means "not such a call", and roi_pooling's general path runs."""
     if not _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
         return None
-    torchvision = v.check_compat(compat)
+    torchvision = v.check_compat(compat, data.dtype)
     ph, pw = v.check_pooled_size(pooled_size)
-    # no storage dtype: the plain dtypes do not round the scale further
-    scale_t, scale_d = v.check_scale(spatial_scale, compat, None, v.RMODE_NONE)
+    scale_t, scale_d = v.check_scale(spatial_scale, compat, data.dtype, v.RMODE_NONE)
     n_threads = v.check_num_threads(num_threads)
     res = _roi_pool.forward_new(data, rois, scale_t, scale_d, torchvision, ph, pw, n_threads,
                                 return_argmax, _SMALL_BYTES)
