@@ -202,7 +202,7 @@ def test_pooled_size_limits():
 
 
 def test_float16_pooled_size_beyond_float16_is_a_clear_error():
-    """T(PH) = inf for PH > 65504 in float16: rejected (README), not divided by inf."""
+    """T(PH) = inf for PH > 65504 in float16: rejected (docs/semantics.md), not divided by inf."""
     data = np.zeros((1, 1, 4, 4), np.float16)
     rois = np.array([[0, 0, 0, 3, 3]], np.float16)
     with pytest.raises(ValueError, match="rois|pooled_size"):
