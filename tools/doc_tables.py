@@ -112,15 +112,15 @@ def regenerate(text):
                       + m.group(5), text)
 
 
+def stale_in(name, text):
+    """[(name, kind, source)] of each table in text that differs from its JSON."""
+    return [(name, m.group("kind"), m.group("src")) for m in MARKER.finditer(text)
+            if m.group("body") != render(m.group("kind"), m.group("src"))]
+
+
 def stale_tables(files=FILES):
     """[(file, kind, source)] of every table that differs from its JSON."""
-    stale = []
-    for name in files:
-        text = (ROOT / name).read_text()
-        for m in MARKER.finditer(text):
-            if m.group("body") != render(m.group("kind"), m.group("src")):
-                stale.append((name, m.group("kind"), m.group("src")))
-    return stale
+    return [t for name in files for t in stale_in(name, (ROOT / name).read_text())]
 
 
 def tables(files=FILES):
