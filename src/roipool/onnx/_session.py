@@ -42,27 +42,17 @@ class NodeArg:
 
     Raises
     ------
-    Nothing of its own: it holds the three values (``docs/semantics.md``,
-    "Bad input", covers the pools' arguments).
+    Nothing
+        It only holds the three values. The session's errors are
+        :class:`InferenceSession`'s (``docs/semantics.md``, "Bad input").
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from onnx import TensorProto, helper
-    >>> import roipool.onnx as ort               # instead of: import onnxruntime as ort
-    >>> pool = helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"], pooled_shape=[2, 2],
-    ...                         spatial_scale=1.0)
-    >>> graph = helper.make_graph(
-    ...     [pool], "pool",
-    ...     [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 8, 6]),
-    ...      helper.make_tensor_value_info("rois", TensorProto.FLOAT, ["R", 5])],
-    ...     [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["R", 1, 2, 2])])
-    >>> model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-    ...                           ir_version=8)
-    >>> sess = ort.InferenceSession(model.SerializeToString(),
-    ...                             providers=["CPUExecutionProvider"])
-    >>> [(a.name, a.type, a.shape) for a in sess.get_inputs()]
-    [('X', 'tensor(float)', [1, 1, 8, 6]), ('rois', 'tensor(float)', ['R', 5])]
+    >>> from roipool.onnx import NodeArg
+    >>> NodeArg("rois", "tensor(float)", ["R", 5])
+    NodeArg(name='rois', type='tensor(float)', shape=['R', 5])
+
+    :class:`InferenceSession`'s example shows ``get_inputs()``.
     """
 
     def __init__(self, name, type, shape):
@@ -95,27 +85,18 @@ class ModelMetadata:
 
     Raises
     ------
-    Nothing of its own: it copies the model's fields (``docs/semantics.md``,
-    "Bad input", covers the pools' arguments).
+    Nothing
+        It only copies the model's fields. The session's errors are
+        :class:`InferenceSession`'s (``docs/semantics.md``, "Bad input").
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from onnx import TensorProto, helper
-    >>> import roipool.onnx as ort               # instead of: import onnxruntime as ort
-    >>> pool = helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"], pooled_shape=[2, 2],
-    ...                         spatial_scale=1.0)
-    >>> graph = helper.make_graph(
-    ...     [pool], "pool",
-    ...     [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 8, 6]),
-    ...      helper.make_tensor_value_info("rois", TensorProto.FLOAT, ["R", 5])],
-    ...     [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["R", 1, 2, 2])])
-    >>> model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-    ...                           ir_version=8)
-    >>> sess = ort.InferenceSession(model.SerializeToString(),
-    ...                             providers=["CPUExecutionProvider"])
-    >>> sess.get_modelmeta().graph_name
-    'pool'
+    >>> from onnx import helper
+    >>> from roipool.onnx import ModelMetadata
+    >>> model = helper.make_model(helper.make_graph([], "pool", [], []), producer_name="me")
+    >>> meta = ModelMetadata(model)
+    >>> meta.graph_name, meta.producer_name
+    ('pool', 'me')
     """
 
     def __init__(self, model):
@@ -206,6 +187,8 @@ class InferenceSession:
     ...                             providers=["CPUExecutionProvider"])
     >>> sess.uses_roipool
     True
+    >>> [(a.name, a.shape) for a in sess.get_inputs()]
+    [('X', [1, 1, 8, 6]), ('rois', ['R', 5])]
     >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
     >>> sess.run(None, {"X": x, "rois": np.array([[0, 0, 0, 4, 4]], np.float32)})[0][0, 0]
     array([[14., 16.],
