@@ -43,12 +43,6 @@ def _bfloat16():
     return np.dtype(ml_dtypes.bfloat16)
 
 
-def numpy_dtype(dtype):
-    if dtype == torch.bfloat16:
-        return _bfloat16()
-    return {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}[dtype]
-
-
 def to_numpy(t):
     """A NumPy view of a CPU tensor's memory (strides kept, no copy)."""
     if t.dtype == torch.bfloat16:
