@@ -36,7 +36,8 @@ MARKDOWN = ["README.md"] + sorted(
     if f.endswith(".md"))
 # the peers an example needs, by what it imports (module -> (peer, env var))
 PEERS = {
-    "roipool.torch": [("torch", "ROIPOOL_REQUIRE_TORCH")],
+    # roipool.torch's examples compare with torchvision or patch it
+    "roipool.torch": [("torch", "ROIPOOL_REQUIRE_TORCH"), ("torchvision", "ROIPOOL_REQUIRE_TORCH")],
     "torchvision": [("torchvision", "ROIPOOL_REQUIRE_TORCH")],
     "roipool.onnx": [("onnx", "ROIPOOL_REQUIRE_PEERS"), ("onnxruntime", "ROIPOOL_REQUIRE_PEERS")],
     "torch": [("torch", "ROIPOOL_REQUIRE_TORCH")],
@@ -76,6 +77,8 @@ def test_docstring_examples_run(package):
     """Every docstring example of the package's modules (public and private),
     as doctest runs it: the output shown is the output got."""
     need_peers_of(f"import {package}")
+    if package == "roipool.torch":
+        import_peer("onnxscript")  # onnx_translation_table's example
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     ran = 0
