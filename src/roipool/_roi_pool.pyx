@@ -385,6 +385,7 @@ ctypedef struct BackwardPlan:
     int rmode
     Py_ssize_t N, C, HW, roi_bins
     Py_ssize_t block_channels, n_blocks  # planes per task, tasks per image
+    RoiRule rule  # the ROI scan's: batch column only
     Workspace ws  # ROI rows hold just b; grouped by image
     unsigned char *bad  # per task: an argmax value was out of range
     # float16/bfloat16: per thread B float32 planes, then one ROI's chunk
@@ -466,6 +467,10 @@ cdef void _backward_task(const BackwardPlan *p, Py_ssize_t t, float *thread_scra
         roipool_kernels.narrow_bf16(thread_scratch, nc * p.HW, <uint16_t *>grad)
 
 
+# The backward's ROI scan reads the batch column only (SCAN_BATCH).
+cdef Rule _BATCH_ONLY = Rule(1.0, 1.0, False, RMODE_NONE, 0, 0)
+
+
 cdef Py_ssize_t _backward(BackwardPlan *p, const floating[:, ::1] rois,
                           int n_threads) noexcept nogil:
     """p holds the arrays (_backward_arrays); the rest is set here. float16/
@@ -473,12 +478,8 @@ cdef Py_ssize_t _backward(BackwardPlan *p, const floating[:, ::1] rois,
     when done."""
     cdef Py_ssize_t R = rois.shape[0], N = p.N, C = p.C, HW = p.HW
     cdef Py_ssize_t status = NO_MEMORY, t, n_workers, B, tid = 0
-    cdef RoiRule batch_only  # PH = PW = 0: geometry rows hold just b
     if _workspace_alloc(&p.ws, R, 1, N, True):
-        batch_only.scale_t = batch_only.scale_d = 1.0
-        batch_only.torchvision, batch_only.rmode = False, RMODE_NONE
-        batch_only.N, batch_only.H, batch_only.W, batch_only.PH, batch_only.PW = N, 0, 0, 0, 0
-        status = _prepare(rois, &batch_only, SCAN_BATCH, &p.ws)
+        status = _prepare(rois, &p.rule, SCAN_BATCH, &p.ws)
     if status != OK or N * C * HW == 0:
         _workspace_free(&p.ws)
         return status
@@ -534,6 +535,8 @@ def backward(cnp.ndarray grad_out not None, rois, cnp.ndarray argmax not None,
     p.grad = <char *>cnp.PyArray_DATA(grad)
     p.itemsize, p.rmode = cnp.PyArray_ITEMSIZE(grad_out), rmode
     p.N, p.C = grad_shape[0], shape[1]
+    p.rule = _BATCH_ONLY.c
+    p.rule.N = p.N
     p.HW, p.roi_bins = grad_shape[2] * grad_shape[3], shape[2] * shape[3]
     if p.itemsize == 8:
         return _backward_call(<double>0, &p, rois, n_threads)
