@@ -15,7 +15,13 @@ API (stable; the benchmark and the fuzzer import it):
     forward(data, rois, pooled_size, spatial_scale, compat="mxnet") -> (out, argmax)
     backward(grad_out, rois, argmax, data_shape) -> grad
 and the steps they are made of: scale_in, scaled_corners, rounded_box, roi_bins,
-Arith, c_round, FLT_MAX, NotFiniteSize.
+Arith, c_round, FLT_MAX, NotFiniteSize. RoIAlign ("RoIAlign" in the contract):
+    roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1,
+              aligned=False, mode="avg", compat="torchvision") -> out
+    roi_align_backward(grad_out, rois, data_shape, spatial_scale,
+                       sampling_ratio=-1, aligned=False, compat="torchvision") -> grad
+with align_compute_dtype, align_scale, AlignOps, AlignGeometry,
+align_row_problem (the contract's row checks) and align_samples (cost).
 
 The functions do not validate: pass what the contract calls valid input (the
 batch column names an image, coordinates are finite). The one thing the rule
@@ -255,7 +261,7 @@ def align_scale(dtype, spatial_scale, compat="torchvision"):
         return s32 if ct == np.float16 else ct.type(s32)
 
 
-class _AlignOps(Arith):
+class AlignOps(Arith):
     """Arith plus the few extra steps RoIAlign needs, elementwise on arrays too."""
 
     def sub(self, a, b):
@@ -281,6 +287,7 @@ class AlignGeometry:
         off = T(0.5) if aligned else T(0.0)
         sw, sh, ew, eh = (ops.sub(ops.mul(v, scale), off) for v in row[1:5])
         roi_w, roi_h = ops.sub(ew, sw), ops.sub(eh, sh)
+        self.corners = (sw, sh, ew, eh)
         if not aligned:  # std::max(size, 1)
             roi_w = T(1.0) if roi_w < 1 else roi_w
             roi_h = T(1.0) if roi_h < 1 else roi_h
@@ -344,9 +351,35 @@ class AlignGeometry:
                 yield self.sample(ph, pw, iy, ix)
 
 
+def align_row_problem(row, N, scale, ops, PH, PW, sampling_ratio, aligned):
+    """What is wrong with one row (in the compute type) by the contract's row
+    checks ("RoIAlign, bad input"), or None: the batch index, a coordinate, the
+    scaled box not finite, or an adaptive grid of 2**31 samples or more."""
+    b = float(row[0])
+    if not math.isfinite(b) or not 0 <= math.trunc(b) < N:
+        return "batch index"
+    if not all(math.isfinite(float(v)) for v in row[1:5]):
+        return "coordinate"
+    with np.errstate(all="ignore"):
+        g = AlignGeometry(row, scale, ops, 1, 1, PH, PW, sampling_ratio, aligned)
+    if not all(math.isfinite(float(v)) for v in g.corners + (g.roi_h, g.roi_w)):
+        return "box not finite"
+    if sampling_ratio <= 0 and g.gh * g.gw >= 2**31:
+        return "adaptive grid"
+    return None
+
+
+def align_samples(row, scale, ops, PH, PW, sampling_ratio, aligned):
+    """How many samples one valid row takes (PH * PW * gh * gw): the cost of the
+    plain loops, for callers that keep cases small."""
+    with np.errstate(all="ignore"):
+        g = AlignGeometry(row, scale, ops, 1, 1, PH, PW, sampling_ratio, aligned)
+    return PH * PW * g.gh * g.gw
+
+
 def _align_setup(dtype, rois, spatial_scale, compat):
     ct = align_compute_dtype(dtype)
-    ops = _AlignOps(ct)
+    ops = AlignOps(ct)
     with np.errstate(all="ignore"):
         rois_t = np.asarray(rois).astype(ct)  # rows converted to the compute type first
     return ct, ops, rois_t, align_scale(dtype, spatial_scale, compat)
