@@ -125,6 +125,11 @@ def test_bad_sampling_ratio(ratio):
     backward_raises(ValueError, r"\bsampling_ratio\b", _GOOD, _GOOD, (N, C, H, W), 0.5, ratio)
 
 
+def test_fixed_grid_too_many_samples_per_box():
+    forward_raises(ValueError, r"\bsampling_ratio\b", _GOOD, _GOOD, 2, 0.5, 23171)  # 4 bins
+    backward_raises(ValueError, r"\bsampling_ratio\b", _GOOD, _GOOD, (N, C, H, W), 0.5, 23171)
+
+
 def test_sampling_ratio_accepts_numpy_ints_and_large_grids():
     data, rois = good()
     a = roipool.roi_align(data, rois, 2, 0.5, np.int64(2))

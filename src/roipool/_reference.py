@@ -354,7 +354,7 @@ class AlignGeometry:
 def align_row_problem(row, N, scale, ops, PH, PW, sampling_ratio, aligned):
     """What is wrong with one row (in the compute type) by the contract's row
     checks ("RoIAlign, bad input"), or None: the batch index, a coordinate, the
-    scaled box not finite, or an adaptive grid of 2**31 samples or more."""
+    scaled box not finite, or an adaptive grid of 2**31 samples or more per box."""
     b = float(row[0])
     if not math.isfinite(b) or not 0 <= math.trunc(b) < N:
         return "batch index"
@@ -364,7 +364,7 @@ def align_row_problem(row, N, scale, ops, PH, PW, sampling_ratio, aligned):
         g = AlignGeometry(row, scale, ops, 1, 1, PH, PW, sampling_ratio, aligned)
     if not all(math.isfinite(float(v)) for v in g.corners + (g.roi_h, g.roi_w)):
         return "box not finite"
-    if sampling_ratio <= 0 and g.gh * g.gw >= 2**31:
+    if sampling_ratio <= 0 and PH * PW * g.gh * g.gw >= 2**31:
         return "adaptive grid"
     return None
 

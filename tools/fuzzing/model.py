@@ -330,6 +330,9 @@ def expect_align_forward(data, rois, pooled_size, spatial_scale, sampling_ratio=
     if pooled == "bad":
         faults.append(Fault("pooled_size", ValueError))
     align_arg_faults(spatial_scale, sampling_ratio, aligned, num_threads, compat, T, faults)
+    if pooled != "bad" and is_int(sampling_ratio) and 0 < int(sampling_ratio) <= MAX_RATIO \
+            and pooled[0] * pooled[1] * int(sampling_ratio) ** 2 >= 2**31:
+        faults.append(Fault("sampling_ratio", ValueError))
     r = rois_faults(rois, faults)
     if faults:
         return Expect(faults)
@@ -370,6 +373,10 @@ def expect_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ra
         if ds[2] * ds[3] > 2**31 or (g is not None and g.ndim == 4 and ds[1] != g.shape[1]):
             faults.append(Fault("data_shape", ValueError))
     align_arg_faults(spatial_scale, sampling_ratio, aligned, num_threads, compat, T, faults)
+    if g is not None and g.ndim == 4 and is_int(sampling_ratio) \
+            and 0 < int(sampling_ratio) <= MAX_RATIO \
+            and g.shape[2] * g.shape[3] * int(sampling_ratio) ** 2 >= 2**31:
+        faults.append(Fault("sampling_ratio", ValueError))
     r = rois_faults(rois, faults)
     if r is not None and r.ndim == 2 and r.shape[1] == 5 and g is not None and g.ndim == 4 \
             and r.shape[0] != g.shape[0]:
