@@ -249,16 +249,15 @@ def align_compute_dtype(dtype):
 
 
 def align_scale(dtype, spatial_scale, compat="torchvision"):
-    """The scale the corner products use. torchvision: the double cast to T
-    (float16 through float32, as c10::Half(double) goes). mxnet/onnxruntime: a
-    C float; in float64 widened exactly, in float16 kept as float32 (the
-    product x * scale is done in float32 and rounded once)."""
+    """The scale the corner products use, in the compute type. torchvision: the
+    double cast to it; mxnet/onnxruntime: a C float first. In float16 both are
+    the float32 rounded to float16 (c10::Half(double) goes through float;
+    MXNet passes its float parameter as the kernel's T)."""
     ct = align_compute_dtype(dtype)
     with np.errstate(over="ignore"):
-        s32 = np.float32(spatial_scale)
-        if compat == "torchvision":
-            return ct.type(s32) if ct == np.float16 else ct.type(spatial_scale)
-        return s32 if ct == np.float16 else ct.type(s32)
+        if compat == "torchvision" and ct != np.float16:
+            return ct.type(spatial_scale)
+        return ct.type(np.float32(spatial_scale))
 
 
 class AlignOps(Arith):
