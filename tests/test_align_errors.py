@@ -6,16 +6,7 @@ import pytest
 
 import roipool
 from roipool._reference import roi_align as ref_align
-
-N, C, H, W = 2, 3, 8, 6
-
-
-def good():
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((N, C, H, W)).astype(np.float32)
-    rois = np.array([[0, 0, 0, 4, 4], [1, 1, 1, 5, 7], [0, 2, 2, 3, 3], [1, 0, 0, 9, 9]],
-                    np.float32)
-    return data, rois
+from test_errors import C, H, N, W, good  # roi_pooling's good call: the same arrays
 
 
 _GOOD = object()  # "use the good value" (None is a value under test)

@@ -205,22 +205,26 @@ def expect_forward(data, rois, pooled_size, spatial_scale, out=None, argmax=None
     return Expect([], results=res, maybe=maybe)
 
 
-def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=None):
-    faults, maybe = [], []
-    g, T, _ = float_array_faults(grad_out, "grad_out", faults)
+def data_shape_faults(data_shape, g, faults):
+    """data_shape as four ints (None when malformed), appending its faults: not
+    four non-negative ints, H * W > 2**31, C other than grad_out's."""
     try:
         ds = tuple(data_shape)
     except TypeError:
         ds = None
     if ds is None or len(ds) != 4 or not all(is_int(v) and v >= 0 for v in ds):
         faults.append(Fault("data_shape", ValueError))
-        ds = None
-    else:
-        ds = tuple(int(v) for v in ds)
-        if ds[2] * ds[3] > 2**31:
-            faults.append(Fault("data_shape", ValueError))
-        if g is not None and g.ndim == 4 and ds[1] != g.shape[1]:
-            faults.append(Fault("data_shape", ValueError))
+        return None
+    ds = tuple(int(v) for v in ds)
+    if ds[2] * ds[3] > 2**31 or (g is not None and g.ndim == 4 and ds[1] != g.shape[1]):
+        faults.append(Fault("data_shape", ValueError))
+    return ds
+
+
+def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=None):
+    faults, maybe = [], []
+    g, T, _ = float_array_faults(grad_out, "grad_out", faults)
+    ds = data_shape_faults(data_shape, g, faults)
     if not (num_threads is None or (is_int(num_threads) and num_threads >= 1)):
         faults.append(Fault("num_threads", ValueError))
     a = as_array(argmax)
@@ -361,17 +365,7 @@ def expect_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ra
                           aligned=False, out=None, *, compat="torchvision", num_threads=None):
     faults = []
     g, T, _ = float_array_faults(grad_out, "grad_out", faults)
-    try:
-        ds = tuple(data_shape)
-    except TypeError:
-        ds = None
-    if ds is None or len(ds) != 4 or not all(is_int(v) and v >= 0 for v in ds):
-        faults.append(Fault("data_shape", ValueError))
-        ds = None
-    else:
-        ds = tuple(int(v) for v in ds)
-        if ds[2] * ds[3] > 2**31 or (g is not None and g.ndim == 4 and ds[1] != g.shape[1]):
-            faults.append(Fault("data_shape", ValueError))
+    ds = data_shape_faults(data_shape, g, faults)
     align_arg_faults(spatial_scale, sampling_ratio, aligned, num_threads, compat, T, faults)
     if g is not None and g.ndim == 4 and is_int(sampling_ratio) \
             and 0 < int(sampling_ratio) <= MAX_RATIO \
