@@ -272,3 +272,18 @@ def test_equals_onnxruntime(dtype, mode):
         got = roipool.roi_align(data, rois, (3, 4), scale, ratio, aligned, mode=mode,
                                 compat="onnxruntime", num_threads=2)
         np.testing.assert_array_equal(bits(got), bits(want))
+
+
+@pytest.mark.skipif(bfloat16 is None, reason="ml_dtypes (test extra) not installed")
+def test_bfloat16_equals_torchvision_autocast():
+    torch = import_peer("torch")
+    tv_ops = import_peer("torchvision").ops
+    rng = np.random.default_rng(18)
+    data, rois = align_case(rng, np.float32, 0.25, C=19, H=20, W=24, R=12, flips=False)
+    xb = data.astype(bfloat16)
+    x = torch.from_numpy(xb.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
+    for ratio, aligned in itertools.product((0, 2), (False, True)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = tv_ops.roi_align(x, torch.from_numpy(rois), (3, 4), 0.25, ratio, aligned)
+        got = roipool.roi_align(xb, rois, (3, 4), 0.25, ratio, aligned, num_threads=2)
+        np.testing.assert_array_equal(got.view(np.uint16), y.view(torch.int16).numpy().view(np.uint16))

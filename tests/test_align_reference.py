@@ -147,3 +147,20 @@ def test_bfloat16_is_float32_rounded_once():
     want_g = roi_align_backward(gb.astype(np.float32), rois, data.shape, 0.7, 2).astype(bfloat16)
     np.testing.assert_array_equal(bits(roi_align_backward(gb, rois, data.shape, 0.7, 2)),
                                   bits(want_g))
+
+
+@pytest.mark.skipif(bfloat16 is None, reason="ml_dtypes (test extra) not installed")
+def test_bfloat16_equals_torchvision_autocast(torch, tv_ops):
+    """The contract's bfloat16 rule is torchvision's CPU autocast: float32
+    kernel on float32 rows, the result rounded to bfloat16."""
+    rng = np.random.default_rng(4)
+    data, rois = align_case(rng, np.float32, 0.25, H=20, W=24, R=8, flips=False)
+    xb = data.astype(bfloat16)
+    x = torch.from_numpy(xb.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
+    for ratio, aligned in itertools.product((-1, 2), (False, True)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = tv_ops.roi_align(x, torch.from_numpy(rois), POOLED, 0.25, ratio, aligned)
+        assert y.dtype == torch.bfloat16
+        want = y.view(torch.int16).numpy().view(np.uint16)
+        got = roi_align(xb, rois, POOLED, 0.25, ratio, aligned)
+        np.testing.assert_array_equal(got.view(np.uint16), want)
