@@ -1,4 +1,4 @@
-"""Public operators: roi_pooling and roi_pooling_backward."""
+"""Public operators: roi_pooling, roi_align and their backwards."""
 
 from roipool import _roi_pool
 from roipool import _arrays as a
@@ -201,6 +201,161 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
                                 rmode, n_threads)
     if status == Status.BAD_ARGMAX:
         v.check_argmax_range(am, shape[2] * shape[3], n_threads)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, shape[0], storage)
+    if out is not None:
+        if k_out is not out:
+            out[...] = k_out
+        return out
+    if k_out.dtype != storage:
+        return a.in_storage_dtype(k_out, storage)
+    return k_out
+
+
+def _align_rois_rmode(rmode):
+    """RoIAlign's rows go to the arithmetic type: float16 for float16 data,
+    float32 (not through bfloat16) for bfloat16 data."""
+    return v.RMODE_NONE if rmode == Rounding.RMODE_BF16 else rmode
+
+
+def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned=False, out=None,
+              *, mode="avg", compat="torchvision", num_threads=None):
+    """RoIAlign, exactly as ``torchvision.ops.roi_align`` computes it on CPUs.
+
+    Each output bin is the mean of ``sampling_ratio x sampling_ratio``
+    bilinearly interpolated samples of the feature map (docs/semantics.md,
+    "RoIAlign").
+
+    Parameters
+    ----------
+    data : array [N, C, H, W], float32, float64, float16 or bfloat16
+        Feature maps; any strides (channels-last is read in place).
+    rois : array [R, 5], real
+        Rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates;
+        converted to data's dtype first.
+    pooled_size : int or (int, int)
+        Output grid (PH, PW) per ROI.
+    spatial_scale : float > 0
+        Feature-map size / image size.
+    sampling_ratio : int in -1 .. 46340
+        Samples per bin side; 0 or -1: ``ceil(roi size / pooled size)``.
+    aligned : bool
+        Shift coordinates by half a pixel (detectron2's ROIAlignV2, ONNX
+        Runtime's ``half_pixel``).
+    out : ndarray [R, C, PH, PW], optional
+        Buffer to fill (data's dtype, C-contiguous or channels-last); returned.
+    mode : {"avg", "max"}
+        "max" is ONNX Runtime's max mode (the largest weighted corner of any
+        sample), with ``compat="onnxruntime"`` only.
+    compat : {"torchvision", "mxnet", "onnxruntime"}
+        "mxnet" and "onnxruntime" hold spatial_scale as a float32 (a
+        difference in float64 and float16 only).
+    num_threads : int, optional
+        OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
+        threadpoolctl limits.
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
+    >>> roipool.roi_align(x, [[0, 0, 0, 4, 4]], (2, 2), 1.0)[0, 0]
+    array([[ 7.,  9.],
+           [19., 21.]], dtype=float32)
+    """
+    data, compute, rmode = v.check_data(data)
+    storage = a.kernel_dtype(a.storage_dtype(data, rmode))  # native byte order
+    compat = v.check_align_compat(compat)
+    max_mode = v.check_align_mode(mode, compat)
+    ph, pw = v.check_pooled_size(pooled_size)
+    scale = v.check_align_scale(spatial_scale, compat, storage, rmode)
+    sr = v.check_sampling_ratio(sampling_ratio)
+    aligned = v.check_aligned(aligned)
+    n_threads = v.check_num_threads(num_threads)
+    rois_c = v.check_rois(rois, compute, _align_rois_rmode(rmode), storage)
+    n, c = data.shape[:2]
+    shape = (rois_c.shape[0], c, ph, pw)
+    out_cl = a.is_channels_last_input(data)
+    if out is not None:
+        out_cl = v.check_buffer(out, "out", shape, storage, (("data", data), ("rois", rois)))
+    kernel_dtype = a.kernel_dtype(storage)
+    if out is not None and out.flags.aligned and out.dtype == kernel_dtype:
+        k_out = out
+    else:
+        k_out = a.new_output(shape, kernel_dtype, "out", out_cl)
+    k_data, k_rois = data, rois_c
+    compact = a.compact_batch(data.shape, data.strides[0], rois_c)
+    if compact is not None:  # a huge broadcast batch: only the images used
+        n_used, k_rois = compact
+        k_data = data[:n_used]
+    if k_data.dtype != kernel_dtype:
+        k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
+    k_data = a.aligned(k_data)
+    status = _roi_pool.align_forward(k_data, k_rois, scale, compat == "torchvision", aligned, sr,
+                                     max_mode, rmode, ph, pw, k_out, out_cl, n_threads)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, n, storage)
+    if out is None:
+        return k_out if k_out.dtype == storage else a.in_storage_dtype(k_out, storage, out_cl)
+    if k_out is not out:
+        out[...] = k_out
+    return out
+
+
+def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio=-1,
+                       aligned=False, out=None, *, compat="torchvision", num_threads=None):
+    """Gradient of :func:`roi_align` (avg mode) with respect to data.
+
+    Every sample adds ``grad_out * w_i / count`` at its four corners, in
+    torchvision's serial order (ROIs ascending, then bins, samples and
+    corners): the result equals torchvision's CPU backward bit for bit for
+    any thread count. The gradient with respect to rois is zero.
+
+    Parameters
+    ----------
+    grad_out : array [R, C, PH, PW], float
+    rois : array [R, 5], the ROIs of the forward call
+    data_shape : (N, C, H, W)
+    spatial_scale, sampling_ratio, aligned, compat : as for :func:`roi_align`
+    out : ndarray of data_shape and grad_out's dtype, optional; filled and returned
+    num_threads : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> g = roipool.roi_align_backward(np.ones((1, 1, 2, 2), np.float32),
+    ...                                [[0, 0, 0, 4, 4]], (1, 1, 8, 6), 1.0)
+    >>> float(g.sum()), float(g[0, 0, 1, 1])
+    (4.0, 0.25)
+    """
+    grad_out = a.as_array(grad_out, "grad_out")
+    if grad_out.ndim != 4:
+        raise ValueError(f"grad_out must be 4-D [R, C, PH, PW], got shape {grad_out.shape}")
+    compute, rmode = v.float_kind(grad_out, "grad_out")
+    storage = a.kernel_dtype(a.storage_dtype(grad_out, rmode))
+    shape = v.check_data_shape(data_shape, grad_out.shape[1])
+    compat = v.check_align_compat(compat)
+    scale = v.check_align_scale(spatial_scale, compat, storage, rmode)
+    sr = v.check_sampling_ratio(sampling_ratio)
+    aligned = v.check_aligned(aligned)
+    n_threads = v.check_num_threads(num_threads)
+    rois_c = v.check_rois(rois, compute, _align_rois_rmode(rmode), storage, R=grad_out.shape[0])
+    out_cl = False
+    if out is not None:
+        out_cl = v.check_buffer(out, "out", shape, storage,
+                                (("grad_out", grad_out), ("rois", rois)))
+    kernel_dtype = a.kernel_dtype(storage)
+    if out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned:
+        k_out = out
+    else:
+        k_out = a.new_output(shape, kernel_dtype, "out")
+    k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
+    k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
+    compact = a.compact_batch(shape, None, rois_c)
+    if compact is not None:  # empty images, a huge batch: only the ROI checks run
+        k_n, k_rois = compact
+        k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
+    status = _roi_pool.align_backward(k_grad, k_rois, scale, compat == "torchvision", aligned,
+                                      sr, rmode, k_n, shape[2], shape[3], k_grad_data, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, shape[0], storage)
     if out is not None:

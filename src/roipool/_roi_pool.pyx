@@ -303,6 +303,8 @@ ctypedef struct ForwardPlan:
     bint argmax_cl
     # per-thread scratch: bytes of each part, laid out by _scratch_at
     Py_ssize_t res_bytes, ires_bytes, idx_bytes, stage_bytes, block_bytes, thread_bytes
+    # RoIAlign's per-ROI sample tables (_roi_align.pxi); NULL for RoIPool
+    const void *align
 
 
 ctypedef struct Scratch:
@@ -392,27 +394,16 @@ cdef inline void _gather_strided(const word *src, word *block, Py_ssize_t nc, Py
                 block[(h * W + w) * nc + j] = src[j * stride_c + h * stride_h + w * stride_w]
 
 
-cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
-                     floating init) noexcept nogil:
-    """Pool one task with this thread's scratch; `init` (the running max's
-    start) selects the compute type, p.itemsize and p.rmode the storage type
-    of data, out and scratch (float16/bfloat16 are converted in registers)."""
-    cdef Py_ssize_t H = p.H, W = p.W, PH = p.PH, PW = p.PW, roi_bins = PH * PW
-    cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
+cdef void _gather(const ForwardPlan *p, const Task *task, const Scratch *s,
+                  roipool_block_t *out_view) noexcept nogil:
+    """The task's channel block as the kernels read it: gathered pixel-major
+    into the thread's scratch (p.gather), or the map itself."""
+    cdef Py_ssize_t H = p.H, W = p.W, c0 = task.c0, nc = min(p.block_channels, p.C - c0)
     cdef Py_ssize_t stride_c = p.stride_c, stride_h = p.stride_h, stride_w = p.stride_w
-    cdef Py_ssize_t geom_len = _geom_len(PH, PW), group_bins = p.group_bins
-    cdef Py_ssize_t itemsize = p.itemsize
-    cdef int rmode = p.rmode
-    cdef const Py_ssize_t *geom = p.geom
-    cdef const Py_ssize_t *order = p.order
-    cdef char *argmax = p.argmax
-    # without argmax the kernels keep the values only (no compare and blend)
-    cdef int32_t *ires = s.ires if argmax != NULL else NULL
-    cdef Py_ssize_t i, r, h, w, k0, k1
-    cdef roipool_block_t view
-    cdef const Py_ssize_t *bounds
+    cdef Py_ssize_t itemsize = p.itemsize, h, w
     cdef const char *src = p.data + (task.image * p.stride_n + c0 * stride_c) * itemsize
     cdef char *block = <char *>s.block
+    cdef roipool_block_t view
     if p.gather:
         # Copy the block pixel-major once, so every bin visit reads one short
         # contiguous channel vector from a block that stays in L2.
@@ -442,6 +433,28 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     else:
         view.base, view.row_stride, view.col_stride = src, stride_h, stride_w
     view.W, view.channels = W, nc
+    out_view[0] = view
+
+
+cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
+                     floating init) noexcept nogil:
+    """Pool one task with this thread's scratch; `init` (the running max's
+    start) selects the compute type, p.itemsize and p.rmode the storage type
+    of data, out and scratch (float16/bfloat16 are converted in registers)."""
+    cdef Py_ssize_t PH = p.PH, PW = p.PW, roi_bins = PH * PW
+    cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
+    cdef Py_ssize_t geom_len = _geom_len(PH, PW), group_bins = p.group_bins
+    cdef Py_ssize_t itemsize = p.itemsize
+    cdef int rmode = p.rmode
+    cdef const Py_ssize_t *geom = p.geom
+    cdef const Py_ssize_t *order = p.order
+    cdef char *argmax = p.argmax
+    # without argmax the kernels keep the values only (no compare and blend)
+    cdef int32_t *ires = s.ires if argmax != NULL else NULL
+    cdef Py_ssize_t i, r, k0, k1
+    cdef roipool_block_t view
+    cdef const Py_ssize_t *bounds
+    _gather(p, task, s, &view)
     # Bins go to a channel-minor scratch (the SIMD layout) in groups of
     # group_bins, then to out/argmax with sequential writes: a strided
     # write per value costs a cache line each, more than the max itself.
@@ -469,6 +482,14 @@ cdef void _pool_task(const ForwardPlan *p, const Task *task, const Scratch *s,
             k0 = k1
     if p.stream:
         roipool_store_fence()
+
+
+cdef inline void _run_task(const ForwardPlan *p, const Task *task, const Scratch *s,
+                           floating init) noexcept nogil:
+    if p.align != NULL:
+        _align_task(p, task, s, init)
+    else:
+        _pool_task(p, task, s, init)
 
 
 cdef Py_ssize_t _run_plan(ForwardPlan *p, Py_ssize_t N, const Py_ssize_t *offsets,
@@ -509,13 +530,13 @@ cdef Py_ssize_t _run_plan(ForwardPlan *p, Py_ssize_t N, const Py_ssize_t *offset
         # cost more than the work
         thread_scratch = _scratch_at(p, scratch, 0)
         for t in range(n_tasks):
-            _pool_task(p, &tasks[t], &thread_scratch, init)
+            _run_task(p, &tasks[t], &thread_scratch, init)
     else:
         with parallel(num_threads=n_workers):
             tid = omp_get_thread_num()
             thread_scratch = _scratch_at(p, scratch, tid)
             for t in prange(n_tasks, schedule='dynamic'):
-                _pool_task(p, &tasks[t], &thread_scratch, init)
+                _run_task(p, &tasks[t], &thread_scratch, init)
     free(tasks)
     free(scratch)
     return OK
@@ -659,6 +680,7 @@ cdef Py_ssize_t _forward_arrays(cnp.ndarray data, rois, double scale_t, double s
     rule.N, rule.H, rule.W = shape[0], shape[2], shape[3]
     p.data = <const char *>cnp.PyArray_DATA(data)
     p.itemsize, p.rmode, p.C = itemsize, rmode, shape[1]
+    p.align = NULL
     p.stride_n, p.stride_c = strides[0] // itemsize, strides[1] // itemsize
     p.stride_h, p.stride_w = strides[2] // itemsize, strides[3] // itemsize
     if cnp.PyArray_SIZE(out) == 0:  # nothing to write; the ROI scan still runs
@@ -1033,3 +1055,7 @@ def _set_tuning(Py_ssize_t cache_budget=-1, Py_ssize_t max_block=-1,
     if stream_bytes >= 0:
         _stream_bytes = stream_bytes
     return _cache_budget, _max_block, _stream_bytes
+
+
+# RoIAlign: its own rule and kernels on the plan, tasks, gather and stores above.
+include "_roi_align.pxi"

@@ -8,6 +8,7 @@
 #include "kernels.h"
 #include "store.h"
 #include "backward.h"
+#include "roi_align.h"
 
 /* One kernel per element type (signature in roi_max.inc.h; res is in the
  * storage type), the scratch -> out transposes and the streaming copy. */
@@ -33,6 +34,11 @@ typedef struct {
                         int);
     void (*narrow_f16)(const float *, ptrdiff_t, roipool_f16_t *);
     void (*narrow_bf16)(const float *, ptrdiff_t, roipool_bf16_t *);
+    /* RoIAlign (roi_align.inc.h) */
+    ROIPOOL_ALIGN_FIELDS(f32)
+    ROIPOOL_ALIGN_FIELDS(f64)
+    ROIPOOL_ALIGN_FIELDS(f16)
+    ROIPOOL_ALIGN_FIELDS(bf16)
 } roipool_kernels_t;
 #undef ROIPOOL_ROI_MAX_FN
 
@@ -49,7 +55,7 @@ enum {
     static const roipool_kernels_t roipool_kernels_##isa = {                           \
         label, roipool_roi_max_f32_##isa, roipool_roi_max_f64_##isa,                   \
         roipool_roi_max_f16_##isa, roipool_roi_max_bf16_##isa, t16, t32, s32,          \
-        ROIPOOL_BACKWARD_ENTRIES(bw)}
+        ROIPOOL_BACKWARD_ENTRIES(bw), ROIPOOL_ALIGN_ENTRIES(isa)}
 
 ROIPOOL_KERNEL_TABLE(base, "baseline", roipool_transpose16_base, roipool_transpose32_base,
                      roipool_stream32_base, base);
