@@ -1,5 +1,6 @@
-/* The ROI max kernel of roi_max.inc.h, compiled once per instruction set
- * and element type (roi_max_types.inc.h: f32, f64, f16, bf16):
+/* The ROI max kernel of roi_max.inc.h and the RoIAlign kernels of
+ * roi_align.inc.h, compiled once per instruction set and element type
+ * (roi_max_types.inc.h: f32, f64, f16, bf16):
  *   base    every CPU of the target (GCC/clang vector extensions)
  *   avx2    x86 with GCC/clang, target "avx2,f16c"
  *   avx512  x86 with GCC/clang, avx512f/bw/vl/dq
@@ -17,6 +18,7 @@
 #include "ops_avx2.h"
 #include "ops_avx512.h"
 #include "ops_neon.h"
+#include "ops_align.h"
 
 /* ---- baseline ---- */
 #define ROIPOOL_ISA base

@@ -82,13 +82,19 @@ static inline roipool_base_f32_vt roipool_base_bf16_round_out(roipool_base_f32_v
 #define roipool_avx2_f16_round_out(v) (v)
 #define roipool_avx2_f16_round(v) \
     _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
-ROIPOOL_TARGET_AVX2 static inline __m256 roipool_avx2_bf16_round_out(__m256 v)
-{
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    const __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd);
-    return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u)));
-}
+/* round to nearest even on the bits, as roipool_round_bf16_sum (fp16.h);
+ * ip: the intrinsics' prefix, bits: the vector width */
+#define ROIPOOL_BF16_ROUND_OUT(isa, attr, ip, bits)                                         \
+    attr static inline __m##bits roipool_##isa##_bf16_round_out(__m##bits v)                 \
+    {                                                                                       \
+        const __m##bits##i u = ip##_castps_si##bits(v);                                     \
+        const __m##bits##i odd = ip##_and_si##bits(ip##_srli_epi32(u, 16), ip##_set1_epi32(1)); \
+        const __m##bits##i r = ip##_add_epi32(ip##_add_epi32(u, ip##_set1_epi32(0x7fff)), odd); \
+        return ip##_castsi##bits##_ps(ip##_and_si##bits(r, ip##_set1_epi32((int)0xffff0000u))); \
+    }
+ROIPOOL_BF16_ROUND_OUT(avx2, ROIPOOL_TARGET_AVX2, _mm256, 256)
+ROIPOOL_BF16_ROUND_OUT(avx512, ROIPOOL_TARGET_AVX512, _mm512, 512)
+#undef ROIPOOL_BF16_ROUND_OUT
 
 #define roipool_avx512_f32_add _mm512_add_ps
 #define roipool_avx512_f32_mul _mm512_mul_ps
@@ -104,13 +110,6 @@ ROIPOOL_TARGET_AVX2 static inline __m256 roipool_avx2_bf16_round_out(__m256 v)
 #define roipool_avx512_f16_round_out(v) (v)
 #define roipool_avx512_f16_round(v) \
     _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
-ROIPOOL_TARGET_AVX512 static inline __m512 roipool_avx512_bf16_round_out(__m512 v)
-{
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd);
-    return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
-}
 #endif /* ROIPOOL_X86_DISPATCH */
 
 #if ROIPOOL_NEON

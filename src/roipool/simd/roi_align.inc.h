@@ -1,8 +1,8 @@
 /* The RoIAlign kernels, written once as plain C (docs/semantics.md,
- * RoIAlign). roi_align.h includes this file once per (instruction set,
- * element type) with the macros roi_max.inc.h takes (ROIPOOL_ISA,
- * ROIPOOL_TYPE, ROIPOOL_ISA_ATTR, ROIPOOL_VECTORS, ROIPOOL_NARROWER), and it
- * defines roipool_align_fwd_<type>_<isa> and roipool_align_bwd_<type>_<isa>.
+ * RoIAlign). kernels.h includes this file (through roi_max_types.inc.h)
+ * once per (instruction set, element type) with the macros roi_max.inc.h
+ * takes (ROIPOOL_ISA, ROIPOOL_TYPE, ROIPOOL_ISA_ATTR, ROIPOOL_VECTORS,
+ * ROIPOOL_NARROWER), and it defines roipool_align_fwd_<type>_<isa> and roipool_align_bwd_<type>_<isa>.
  *
  * A ROI comes as its sample table (ops_align.h: per bin, per_bin samples
  * in torchvision's (iy, ix) order, each 4 pixel indices and 4 weights),
