@@ -127,8 +127,8 @@ def extensions():
     ext = Extension(
         "roipool._roi_pool",
         sources=["src/roipool/_roi_pool.pyx"],
-        depends=sorted(glob.glob("src/roipool/simd/*.h"))
-        + ["src/roipool/_openmp.pxd", "src/roipool/_roi_align.pxi"],
+        depends=sorted(glob.glob("src/roipool/simd/*.h") + glob.glob("src/roipool/*.pxi"))
+        + ["src/roipool/_openmp.pxd"],
         include_dirs=["src/roipool", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

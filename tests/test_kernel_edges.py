@@ -122,11 +122,10 @@ def test_kernel_guards_zero_channels_itself(dtype, threads):
     data = np.zeros((2, 0, 4, 6), dtype)
     rois = np.ascontiguousarray(ROIS, dtype)
     buf = np.full(6, 7, dtype)
-    status = _roi_pool.forward(data, rois, 1.0, 1.0, False, _roi_pool.Rounding.RMODE_NONE,
-                               3, 2, buf, False, None, False, threads)
+    rule = _roi_pool.Rule(1.0, 1.0, False, _roi_pool.Rounding.RMODE_NONE, 3, 2)
+    status = _roi_pool.forward(_roi_pool.Call(data, rois, rule, buf, None, threads))
     assert status == _roi_pool.Status.OK
     assert buf.tolist() == [7] * 6
     bad = np.array([[5, 0, 0, 1, 1]], dtype)
-    status = _roi_pool.forward(data, bad, 1.0, 1.0, False, _roi_pool.Rounding.RMODE_NONE,
-                               3, 2, buf, False, None, False, threads)
+    status = _roi_pool.forward(_roi_pool.Call(data, bad, rule, buf, None, threads))
     assert status == 0 * _roi_pool.ROW_CODES + _roi_pool.RowError.BAD_BATCH_RANGE

@@ -11,12 +11,42 @@
 # Needs root, debootstrap and qemu-user-static (installed with apt-get when
 # missing). The Debian base is debootstrapped once into $ARM64_CACHE
 # (default /var/cache/roipool/arm64-bookworm, outside any checkout) and copied
-# for each root; a root records its extra packages and is rebuilt when they
-# change. pip inside reaches the same registries as the host: the host's CA
+# for each root, from the Debian mirror of the host's apt sources
+# (arm64_host_mirror); a root records its extra packages and is rebuilt when
+# they change. pip inside reaches the same registries as the host: the host's CA
 # bundle, resolver and pip configuration are copied in.
 
 ARM64_SUITE=bookworm
-ARM64_MIRROR=${ARM64_MIRROR:-http://deb.debian.org/debian}
+
+# The Debian mirror this machine's apt uses: the first source (a deb822
+# `URIs:` stanza or a one-line `deb [options] URI SUITE ...`) of the suite
+# the root is made of or of the host's own Debian release, so the root is
+# fetched from where the host's packages come from (third-party repositories
+# name other suites). ARM64_MIRROR overrides it.
+arm64_host_mirror() {
+    local codename f
+    codename=$( . /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}")
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        awk -v want="$ARM64_SUITE" -v host="$codename" '
+            function ours(suites,   n, i, s) {
+                n = split(suites, s, " ")
+                for (i = 1; i <= n; i++) if (s[i] == want || (host != "" && s[i] == host)) return 1
+                return 0
+            }
+            /^[[:space:]]*#/ { next }
+            /^[[:space:]]*$/ { uri = ""; suites = ""; next }
+            tolower($1) == "uris:" { uri = $2 }
+            tolower($1) == "suites:" { suites = $0; sub(/^[^:]*:/, "", suites) }
+            uri != "" && suites != "" && ours(suites) { print uri; exit }
+            $1 == "deb" {
+                i = 2
+                if ($2 ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+                if (ours($(i + 1))) { print $i; exit }
+            }' "$f"
+    done | head -n 1
+}
+ARM64_MIRROR=${ARM64_MIRROR:-$(arm64_host_mirror)}
 ARM64_CACHE=${ARM64_CACHE:-/var/cache/roipool/arm64-$ARM64_SUITE}
 # python3-venv: the venv the wheel goes into; nothing here compiles.
 ARM64_BASE_PKGS=python3,python3-venv,ca-certificates
@@ -47,6 +77,7 @@ arm64_host_tools() {
 
 arm64_base() {  # the cached debootstrap, made once
     [ -f "$ARM64_CACHE/.roipool-base-ok" ] && return 0
+    [ -n "$ARM64_MIRROR" ] || arm64_die "no Debian mirror in /etc/apt/sources*; set ARM64_MIRROR"
     echo "   debootstrap --arch=arm64 $ARM64_SUITE -> $ARM64_CACHE (a few minutes, once)"
     rm -rf "$ARM64_CACHE"
     mkdir -p "$(dirname "$ARM64_CACHE")"

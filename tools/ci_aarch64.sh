@@ -12,8 +12,8 @@
 # 3. a venv there with the wheel and its test extras from PyPI; checks that
 #    `python -m roipool info` says "simd path: neon" and that a parallel call
 #    maps the libgomp in roipool.libs/ and no other;
-# 4. the suite from a copy of tests/ (with tools/, bench/, pyproject.toml; no
-#    src/, as in CI's x86_64 packaging phase) with ROIPOOL_WHEEL_TEST=1.
+# 4. the suite against the wheel, as in CI's x86_64 packaging phase
+#    (tools/ci_lib.sh's ci_wheel_suite, run by the root's python on /work).
 #    torch is not installed there (an emulated torch run would take longer
 #    than the rest together), so the torch tests skip and the wheel test that
 #    mixes torch's and scikit-learn's OpenMP with ours is deselected; ldd,
@@ -27,6 +27,8 @@ say() { echo "== aarch64: $*"; }
 
 # shellcheck source=tools/arm64_root.sh
 source tools/arm64_root.sh
+# shellcheck source=tools/ci_lib.sh
+source tools/ci_lib.sh
 WHEEL=$(ls wheelhouse/roipool-*_aarch64.whl 2>/dev/null || true)
 if [ -z "$WHEEL" ] || [ "${ROIPOOL_REBUILD:-0}" = 1 ]; then
     say "build the wheel: tools/build_wheel.sh --arch aarch64"
@@ -44,7 +46,6 @@ say "fresh root $TROOT (from the debootstrap cache)"
 arm64_umount "$TROOT" 2>/dev/null || true
 rm -rf "$TROOT"
 arm64_root "$TROOT"
-cp -r tests tools bench pyproject.toml "$ARM64_WORK/"
 cp "$WHEEL" "$ARM64_WORK/"
 W=/work/$(basename "$WHEEL")
 
@@ -76,8 +77,7 @@ assert maps and maps == set(bundled), (maps, pkg)
 EOF'
 
 say "the test suite against the installed wheel (emulated)"
-# shellcheck disable=SC2016
-arm64_run "$TROOT" env ROIPOOL_WHEEL_TEST=1 bash -ec 'cd /work && /opt/venv/bin/python -m pytest -q -p no:cacheprovider \
-    --deselect tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process'
+ci_wheel_suite "$ARM64_WORK" arm64_run "$TROOT" env -C /work /opt/venv/bin/python \
+    -- --deselect tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process
 T_END=$(date +%s)
 echo "   aarch64 phase took $(( T_END - T0 )) s (wheel $(( T_BUILT - T0 )) s, root + install $(( T_INSTALLED - T_BUILT )) s, info + suite $(( T_END - T_INSTALLED )) s)"

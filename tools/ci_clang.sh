@@ -21,7 +21,7 @@ if ! dpkg -s clang libomp-dev >/dev/null 2>&1; then
 fi
 clang --version | head -n 1
 
-source tools/ci_venv.sh
+source tools/ci_lib.sh
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 ci_venv "$PY" "$TMP"

@@ -17,7 +17,7 @@ T0=$(date +%s)
 
 FLOOR=$(sed -n 's/^dependencies = \[.*"numpy>=\([0-9]*\.[0-9]*\)".*/\1/p' pyproject.toml)
 [ -n "$FLOOR" ] || { echo "ci_numpy_floor.sh: no numpy>=X.Y in pyproject.toml's dependencies" >&2; exit 1; }
-source tools/ci_venv.sh
+source tools/ci_lib.sh
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 ci_venv "$PY" "$TMP"

@@ -3,8 +3,8 @@
 # default, is the packaging phase's). For each version, tools/build_wheel.sh
 # --python X.Y builds and repairs its manylinux wheel (with the same checks as
 # the cp311 one), the wheel goes into a fresh venv of that CPython with the
-# test extra, and the suite runs against it from a copy of tests/ (no src/ on
-# sys.path), with ROIPOOL_WHEEL_TEST=1 as in the packaging phase.
+# test extra, and the suite runs against it (tools/ci_lib.sh's ci_wheel_suite,
+# as in the packaging phase).
 #
 # The whole suite runs for FULL_SUITE (the newest); the others run SUBSET, the
 # files that touch what differs between CPythons (the compiled module, the
@@ -28,7 +28,7 @@ SUBSET=(tests/test_wheel.py tests/test_packaging.py tests/test_parity.py
         tests/test_kernel_edges.py tests/test_rule.py)
 NEEDS_TORCH=tests/test_wheel.py::test_with_torch_and_sklearn_openmp_in_one_process
 T0=$(date +%s)
-source tools/ci_venv.sh
+source tools/ci_lib.sh
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -44,15 +44,10 @@ for v in $PYTHONS; do
     mkdir "$WORK/venv-$v"
     ci_venv "$py" "$WORK/venv-$v"
     "$VPY" -m pip install --quiet "$wheel[test]"
-    run=$WORK/run-$v
-    mkdir "$run"
-    cp -r tests tools bench pyproject.toml "$run/"
     if [ "$v" = "$FULL_SUITE" ]; then what=(); echo "   the whole suite";
     else what=("${SUBSET[@]}"); echo "   subset: ${SUBSET[*]#tests/}"; fi
-    (cd "$run" && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$VPY" -m roipool info \
-        && env -u LD_LIBRARY_PATH ROIPOOL_WHEEL_TEST=1 "$VPY" -m pytest -q -rs \
-            --deselect "$NEEDS_TORCH" "${what[@]}")
-    rm -rf "$WORK/venv-$v" "$run"
+    ci_wheel_suite "$WORK/run-$v" "$VPY" -- --deselect "$NEEDS_TORCH" "${what[@]}"
+    rm -rf "$WORK/venv-$v" "$WORK/run-$v"
     echo "   CPython $v took $(( $(date +%s) - t )) s"
 done
 echo "   pythons phase ($PYTHONS) took $(( $(date +%s) - T0 )) s"

@@ -193,14 +193,15 @@ def openvino_bins_differ(data_shape, rois, pooled, scale):
     rule's bounds come from the kernel's own bin_bounds; OpenVINO's are
     computed here from the same corners."""
     from roipool import _roi_pool
-    from roipool._roi_pool import Rounding, Status
+    from roipool._roi_pool import Status
+    from roipool._validate import RMODE_NONE, check_rule
 
     N, C, H, W = data_shape
     PH, PW = pooled
     r = np.ascontiguousarray(rois, dtype=np.float32)
     geom = np.empty((len(r), 1 + 2 * PH + 2 * PW), np.intp)
-    status = _roi_pool.bin_bounds(r, N, H, W, float(np.float32(scale)), scale, False,
-                                  Rounding.RMODE_NONE, PH, PW, geom)
+    rule = check_rule("mxnet", (PH, PW), scale, None, RMODE_NONE)
+    status = _roi_pool.bin_bounds(r, rule, N, H, W, geom)
     if status != Status.OK:
         raise ValueError(f"invalid ROIs (status {status})")
     # the corners as the rule rounds them: C round() of the float32 product

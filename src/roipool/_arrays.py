@@ -2,11 +2,29 @@
 memory-format queries, output allocation and batch compaction. The checks
 that decide whether an argument is acceptable live in roipool._validate."""
 import math
+import sys
 
 import numpy as np
 
-from roipool import _outcache
-from roipool._roi_pool import Rounding
+from roipool import _roi_pool
+from roipool._roi_pool import Rounding, new_output  # the one output allocation
+
+
+def bfloat16(needed_by=None):
+    """ml_dtypes.bfloat16 as a NumPy dtype. Without `needed_by`: None unless
+    ml_dtypes is already imported (a bfloat16 array can only exist once it
+    is, and it is not a dependency: roipool never imports it for NumPy
+    callers). With it (who needs the type): ml_dtypes is imported, and a
+    TypeError naming `needed_by` says when it is missing."""
+    mod = sys.modules.get("ml_dtypes")
+    if mod is None and needed_by is not None:
+        try:
+            import ml_dtypes as mod
+        except ImportError:
+            raise TypeError(
+                f"{needed_by} need the ml_dtypes package (pip install ml_dtypes)"
+            ) from None
+    return None if mod is None else np.dtype(mod.bfloat16)
 
 
 def as_array(x, name):
@@ -61,28 +79,12 @@ def aligned(arr):
     return arr if arr.flags.aligned else np.array(arr, copy=True, order="K")
 
 
-def has_channels_last_memory(arr):
-    """True when an [*, C, *, *] array has C-contiguous [*, *, *, C] memory
-    (and is not also plain C-contiguous, as when C == 1)."""
-    return not arr.flags.c_contiguous and arr.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
-def is_channels_last_input(data):
-    """Channels adjacent in memory: read in place, and the output follows."""
-    return data.shape[1] > 1 and data.strides[1] == data.itemsize and not data.flags.c_contiguous
-
-
-def new_output(shape, dtype, name, channels_last=False):
-    """A new [R, C, PH, PW] (or any-shape, channel-major) array for a kernel to
-    fill, channels-last in memory when asked. Every output buffer roipool
-    allocates comes from here. A size that cannot be allocated raises
-    MemoryError naming `name` and the size."""
-    alloc = (shape[0], shape[2], shape[3], shape[1]) if channels_last else shape
-    try:  # recycled memory when large, see _outcache
-        arr = _outcache.empty(alloc, dtype)
-    except (MemoryError, ValueError):
-        raise _allocation_error(alloc, dtype, name) from None
-    return arr.transpose(0, 3, 1, 2) if channels_last else arr
+def is_channels_last(arr):
+    """Whether a 4-D array's channels are adjacent in memory (the extension's
+    one layout rule, _roi_pool.channels_last): such data is read in place and
+    the output follows it."""
+    return arr.ndim == 4 and _roi_pool.channels_last(arr.shape[1], arr.strides[1], arr.itemsize,
+                                                     arr.flags.c_contiguous)
 
 
 def in_storage_dtype(result, storage, channels_last=False):
@@ -93,8 +95,11 @@ def in_storage_dtype(result, storage, channels_last=False):
     return out
 
 
-def _allocation_error(shape, dtype, name):
-    """The MemoryError for an array that cannot be allocated, with its size."""
+def allocation_error(shape, dtype, name, channels_last=False):
+    """The MemoryError for an output that cannot be allocated, with its size
+    (of its memory: [R, PH, PW, C] when channels-last)."""
+    if channels_last:
+        shape = (shape[0], shape[2], shape[3], shape[1])
     itemsize = np.dtype(dtype).itemsize
     # NumPy refuses shapes whose non-zero dimensions overflow, even when
     # another dimension is 0; report that product.

@@ -1,10 +1,9 @@
 """Public operators: roi_pooling, roi_align and their backwards."""
 
-from roipool import _roi_pool
+from roipool import _call, _roi_pool
 from roipool import _arrays as a
-from roipool import _outcache
 from roipool import _validate as v
-from roipool._roi_pool import Rounding, Status
+from roipool._roi_pool import Status
 from roipool._status import raise_bad_status
 
 
@@ -49,90 +48,39 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
                              return_argmax)
         if result is not None:
             return result
-    data, compute, rmode = v.check_data(data)
-    storage = a.storage_dtype(data, rmode)
-    torchvision = v.check_compat(compat)
-    ph, pw = v.check_pooled_size(pooled_size)
-    scale_t, scale_d = v.check_scale(spatial_scale, compat, storage, rmode)
-    n_threads = v.check_num_threads(num_threads)
-    rois_c = v.check_rois(rois, compute, rmode, storage)
-    n, c = data.shape[:2]
-    shape = (rois_c.shape[0], c, ph, pw)
-    avoid = (("data", data), ("rois", rois))
-    # The output follows the input's memory format unless out= says otherwise.
-    out_cl = a.is_channels_last_input(data)
-    if out is not None:
-        out_cl = v.check_buffer(out, "out", shape, storage, avoid)
-    argmax_cl = out_cl
-    if argmax is not None:
-        argmax_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
-    # The kernel reads data and writes aligned memory in the storage dtype
-    # (float16/bfloat16 too, converted in registers), native byte order; a
-    # misaligned or byte-swapped out=/argmax= is filled from a temporary
-    # after success.
-    kernel_dtype = a.kernel_dtype(storage)
-    if out is not None and out.flags.aligned and out.dtype == kernel_dtype:
-        k_out = out
-    else:
-        k_out = a.new_output(shape, kernel_dtype, "out", out_cl)
-    k_arg = argmax
-    if (k_arg is None and return_argmax) or (k_arg is not None and not k_arg.flags.aligned):
-        k_arg = a.new_output(shape, v.INT32, "argmax", argmax_cl)
-    k_data, k_rois = data, rois_c
-    compact = a.compact_batch(data.shape, data.strides[0], rois_c)
-    if compact is not None:  # a huge broadcast batch: only the images used
-        n_used, k_rois = compact
-        k_data = data[:n_used]
-    if k_data.dtype != kernel_dtype:
-        k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
-    k_data = a.aligned(k_data)
-    status = _roi_pool.forward(k_data, k_rois, scale_t, scale_d, torchvision, rmode, ph, pw,
-                               k_out, out_cl, k_arg, argmax_cl, n_threads)
-    if status != Status.OK:
-        raise_bad_status(status, rois_c, n, storage)
-    if out is None:
-        out = k_out if k_out.dtype == storage else a.in_storage_dtype(k_out, storage, out_cl)
-    elif k_out is not out:
-        out[...] = k_out
-    if argmax is not None and k_arg is not argmax:
-        argmax[...] = k_arg
-        k_arg = argmax
-    return (out, k_arg) if return_argmax else out
+    call = _call.forward_call(
+        data, rois, lambda storage, rmode: v.check_rule(compat, pooled_size, spatial_scale,
+                                                        storage, rmode),
+        num_threads, out=out, argmax=argmax, want_argmax=return_argmax)
+    out, argmax = _call.forward_results(call, _roi_pool.forward(call))
+    return (out, argmax) if return_argmax else out
 
 
 _OK = int(Status.OK)  # a plain int: enum members compare slowly
 _COMPACT_MIN_N = a.COMPACT_MIN_N
 _MAX_HW = v.MAX_HW
-_SMALL_BYTES = _outcache.MIN_BYTES  # smaller outputs are plain NumPy memory
+_RMODE_NONE = v.RMODE_NONE
+_RMODE_BF16 = int(_roi_pool.Rounding.RMODE_BF16)
 
 
 def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, return_argmax):
     """roi_pooling without out= or argmax= on arrays the kernel takes as they
-    are (float32 or float64, no conversion, copy or compaction), in as few
-    steps as the checks allow: a seed-size call is mostly this Python. The
-    argument checks are roi_pooling's, in the same order, so errors are the
-    same; None means "not such a call", and roi_pooling's general path runs."""
+    are, in as few steps as the checks allow: a seed-size call is mostly this
+    Python. _roi_pool.plain_arrays is the one rule of when it applies (every
+    front end reaches it through roi_pooling): for such arrays every check of
+    data and rois passes, and the other arguments are checked here in
+    roi_pooling's order, so errors are the same. None means "not such a
+    call", and roi_pooling's general path runs."""
     if not _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
         return None
-    torchvision = v.check_compat(compat)
-    ph, pw = v.check_pooled_size(pooled_size)
     # no storage dtype: the plain dtypes do not round the scale further
-    scale_t, scale_d = v.check_scale(spatial_scale, compat, None, v.RMODE_NONE)
+    rule = v.check_rule(compat, pooled_size, spatial_scale, None, _RMODE_NONE)
     n_threads = v.check_num_threads(num_threads)
-    res = _roi_pool.forward_new(data, rois, scale_t, scale_d, torchvision, ph, pw, n_threads,
-                                return_argmax, _SMALL_BYTES)
-    if res is None:  # a large output: from roipool's recycled blocks
-        cl = a.is_channels_last_input(data)
-        out_shape = (rois.shape[0], data.shape[1], ph, pw)
-        out = a.new_output(out_shape, data.dtype, "out", cl)
-        am = a.new_output(out_shape, v.INT32, "argmax", cl) if return_argmax else None
-        res = _roi_pool.forward(data, rois, scale_t, scale_d, torchvision, v.RMODE_NONE, ph,
-                                pw, out, cl, am, cl, n_threads)
-        if res == _OK:
-            return (out, am) if return_argmax else out
-    elif type(res) is not int:
-        return res
-    raise_bad_status(res, rois, data.shape[0], data.dtype)
+    call = _roi_pool.plain_call(data, rois, rule, n_threads, return_argmax)
+    status = _roi_pool.forward(call)
+    if status != _OK:
+        raise_bad_status(status, rois, data.shape[0], data.dtype)
+    return (call.out, call.argmax) if return_argmax else call.out
 
 
 def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_threads=None):
@@ -197,8 +145,7 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     if compact is not None:  # empty images, a huge batch: only the ROI checks run
         k_n, k_rois = compact
         k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
-    status = _roi_pool.backward(k_grad, k_rois, am, k_n, shape[2], shape[3], k_grad_data,
-                                rmode, n_threads)
+    status = _roi_pool.backward(k_grad, k_rois, am, k_grad_data, rmode, n_threads)
     if status == Status.BAD_ARGMAX:
         v.check_argmax_range(am, shape[2] * shape[3], n_threads)
     if status != Status.OK:
@@ -210,12 +157,6 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     if k_out.dtype != storage:
         return a.in_storage_dtype(k_out, storage)
     return k_out
-
-
-def _align_rois_rmode(rmode):
-    """RoIAlign's rows go to the arithmetic type: float16 for float16 data,
-    float32 (not through bfloat16) for bfloat16 data."""
-    return v.RMODE_NONE if rmode == Rounding.RMODE_BF16 else rmode
 
 
 def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned=False, out=None,
@@ -262,43 +203,18 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
     array([[ 7.,  9.],
            [19., 21.]], dtype=float32)
     """
-    data, compute, rmode = v.check_data(data)
-    storage = a.kernel_dtype(a.storage_dtype(data, rmode))  # native byte order
-    compat = v.check_align_compat(compat)
-    max_mode = v.check_align_mode(mode, compat)
-    ph, pw = v.check_pooled_size(pooled_size)
-    scale = v.check_align_scale(spatial_scale, compat, storage, rmode)
-    sr = v.check_sampling_ratio(sampling_ratio, ph * pw)
-    aligned = v.check_aligned(aligned)
-    n_threads = v.check_num_threads(num_threads)
-    rois_c = v.check_rois(rois, compute, _align_rois_rmode(rmode), storage)
-    n, c = data.shape[:2]
-    shape = (rois_c.shape[0], c, ph, pw)
-    out_cl = a.is_channels_last_input(data)
-    if out is not None:
-        out_cl = v.check_buffer(out, "out", shape, storage, (("data", data), ("rois", rois)))
-    kernel_dtype = a.kernel_dtype(storage)
-    if out is not None and out.flags.aligned and out.dtype == kernel_dtype:
-        k_out = out
-    else:
-        k_out = a.new_output(shape, kernel_dtype, "out", out_cl)
-    k_data, k_rois = data, rois_c
-    compact = a.compact_batch(data.shape, data.strides[0], rois_c)
-    if compact is not None:  # a huge broadcast batch: only the images used
-        n_used, k_rois = compact
-        k_data = data[:n_used]
-    if k_data.dtype != kernel_dtype:
-        k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
-    k_data = a.aligned(k_data)
-    status = _roi_pool.align_forward(k_data, k_rois, scale, aligned, sr, max_mode, rmode, ph, pw,
-                                     k_out, out_cl, n_threads)
-    if status != Status.OK:
-        raise_bad_status(status, rois_c, n, storage)
-    if out is None:
-        return k_out if k_out.dtype == storage else a.in_storage_dtype(k_out, storage, out_cl)
-    if k_out is not out:
-        out[...] = k_out
-    return out
+    def rule_of(storage, rmode):
+        return v.check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio,
+                                  aligned, storage, rmode)
+    call = _call.forward_call(data, rois, rule_of, num_threads, out=out,
+                              rows_rmode=_align_rows_rmode, native=True)
+    return _call.forward_results(call, _roi_pool.align_forward(call))[0]
+
+
+def _align_rows_rmode(rmode):
+    """RoIAlign's rows go to its arithmetic type: float16 for float16 data,
+    float32 (not through bfloat16) for bfloat16 data."""
+    return v.RMODE_NONE if rmode == _RMODE_BF16 else rmode
 
 
 def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio=-1,
@@ -338,7 +254,7 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
     sr = v.check_sampling_ratio(sampling_ratio, grad_out.shape[2] * grad_out.shape[3])
     aligned = v.check_aligned(aligned)
     n_threads = v.check_num_threads(num_threads)
-    rois_c = v.check_rois(rois, compute, _align_rois_rmode(rmode), storage, R=grad_out.shape[0])
+    rois_c = v.check_rois(rois, compute, _align_rows_rmode(rmode), storage, R=grad_out.shape[0])
     out_cl = False
     if out is not None:
         out_cl = v.check_buffer(out, "out", shape, storage,

@@ -1,7 +1,8 @@
-# RoIAlign (docs/semantics.md, "RoIAlign"), included by _roi_pool.pyx: its
-# rule (one sample table per ROI, computed once per call and shared by every
-# channel) and its tasks, on RoIPool's plan, task split, gather and stores.
-# The kernels are simd/roi_align.inc.h, entries of the active ISA table.
+# RoIAlign (docs/semantics.md, "RoIAlign"), included by _roi_pool.pyx after
+# _plan.pxi: its rule (one sample table per ROI, computed once per call and
+# shared by every channel), its task function on the shared plan, task
+# split, gather and stores (_plan.pxi), and its backward. The kernels are
+# simd/roi_align.inc.h, entries of the active ISA table.
 
 cdef extern from "simd/simd.h" nogil:
     ctypedef struct roipool_f32_sample_t:
@@ -42,8 +43,8 @@ cdef inline const AlignKernels *_align_kernels() noexcept nogil:
     return <const AlignKernels *>roipool_kernels
 
 
-# How ROI rows become samples: what one call gives _align_tables.
-ctypedef struct AlignRule:
+# How ROI rows become samples: what one call gives _align_prepare.
+ctypedef struct AlignSpec:
     double scale          # spatial_scale (float32-rounded unless compat="torchvision")
     bint aligned          # half-pixel offset, no minimum ROI size
     Py_ssize_t sampling   # samples per bin side; <= 0: adaptive
@@ -63,7 +64,7 @@ ctypedef struct AlignRois:
     bint max_mode
 
 
-cdef inline void _align_rule(AlignRule *rule, double scale, bint aligned, Py_ssize_t sampling,
+cdef inline void _align_spec(AlignSpec *rule, double scale, bint aligned, Py_ssize_t sampling,
                              int rmode) noexcept nogil:
     rule.scale, rule.aligned, rule.sampling = scale, aligned, sampling
     rule.rmode = RMODE_HALF if rmode == RMODE_HALF else RMODE_NONE
@@ -98,7 +99,7 @@ cdef inline bint _align_axis(floating v, Py_ssize_t size, int rmode, int32_t *lo
     return True
 
 
-cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignRule *rule,
+cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignSpec *rule,
                              AlignRois *a, floating *geo) noexcept nogil:
     """Per ROI: start, bin size (geo[r * 4 ...]: start_h, start_w, bin_h,
     bin_w), samples per bin and the count; OK or a bad row (sizes that are
@@ -150,7 +151,7 @@ cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignRule *rule,
     return OK
 
 
-cdef void _align_fill(floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignRule *rule,
+cdef void _align_fill(floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
                       AlignRois *a, bint backward) noexcept nogil:
     """ROI r's samples, in torchvision's order: bins row-major, then iy, ix."""
     cdef int rmode = rule.rmode
@@ -203,34 +204,37 @@ cdef void _align_fill(floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignRule
                     t += a.sample_bytes
 
 
-cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignRule *rule, AlignRois *a,
-                               Py_ssize_t *order, Py_ssize_t *offsets, bint backward,
-                               int n_threads) noexcept nogil:
-    """Scan the rows (RoIPool's batch and finiteness checks, then the sizes),
-    group ROIs by image, build every ROI's sample table (in parallel)."""
-    cdef Py_ssize_t R = rois.shape[0], r, status
-    cdef RoiRule batch_only
-    cdef floating *geo = NULL
-    cdef Py_ssize_t *geom = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rule, AlignRois *a,
+                               Workspace *ws, bint backward, int n_threads) noexcept nogil:
+    """Scan the rows (the shared batch check, finite coordinates, then the
+    sizes), group ROIs by image in ws (allocated here, one value per row),
+    build every ROI's sample table (in parallel)."""
+    cdef Py_ssize_t R = rois.shape[0], r, j, status = OK
+    cdef floating *geo = <floating *>malloc(max(R, 1) * 6 * sizeof(floating))
     a.per_bin = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     a.at = <Py_ssize_t *>malloc((R + 1) * sizeof(Py_ssize_t))
     a.count = <double *>malloc(max(R, 1) * sizeof(double))
     a.tables = NULL
     a.sample_bytes = sizeof(roipool_f64_sample_t) if floating is double \
         else sizeof(roipool_f32_sample_t)
-    geo = <floating *>malloc(max(R, 1) * 6 * sizeof(floating))
-    if geom == NULL or a.per_bin == NULL or a.at == NULL or a.count == NULL or geo == NULL:
-        free(geom); free(geo)
+    if (not _workspace_alloc(ws, R, 1, rule.N, True) or geo == NULL or a.per_bin == NULL
+            or a.at == NULL or a.count == NULL):
+        free(geo)
         return NO_MEMORY
-    batch_only.scale_t = batch_only.scale_d = 1.0
-    batch_only.torchvision, batch_only.rmode = False, RMODE_NONE
-    batch_only.N, batch_only.H, batch_only.W = rule.N, rule.H, rule.W
-    batch_only.PH = batch_only.PW = 0
-    status = _prepare(rois, &batch_only, SCAN_BATCH, geom, order, offsets)
-    free(geom)
+    for r in range(R):
+        status = _check_batch(<double>rois[r, 0], rule.N, r, ws.geom + r)
+        if status != OK:
+            break
+        for j in range(1, 5):
+            if not isfinite(rois[r, j]):
+                status = r * ROW_CODES + BAD_COORD_NONFINITE
+                break
+        if status != OK:
+            break
     if status == OK:
         status = _align_sizes(rois, rule, a, geo)
     if status == OK:
+        _group_by_image(ws, R, rule.N)
         a.tables = <char *>malloc(max(a.at[R], 1) * a.sample_bytes)
         if a.tables == NULL:
             status = NO_MEMORY
@@ -255,13 +259,18 @@ cdef enum:
     _ALIGN_MIN_BLOCK = 16
 
 
-# ---- forward: a task of the shared plan (_run_plan) -------------------------
+# ---- forward: a task function of the shared plan (_run_plan) ---------------
+
+ctypedef struct AlignPlan:
+    ForwardPlan base  # first: the shared machinery gets &plan.base
+    AlignRois a
+
 
 cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
-                      floating init) noexcept nogil:
-    """RoIAlign's _pool_task: gather the block, then per ROI the kernel of
-    the storage type over its table, bins in groups, stored as RoIPool's."""
-    cdef const AlignRois *a = <const AlignRois *>p.align
+                      floating kind) noexcept nogil:
+    """One task: the channel block (_task_block), then per ROI the kernel of
+    the storage type over its table, bins in groups, stored by _store."""
+    cdef const AlignRois *a = &(<const AlignPlan *>p).a
     cdef const AlignKernels *kern = _align_kernels()
     cdef Py_ssize_t roi_bins = p.PH * p.PW, group_bins = p.group_bins
     cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0), i, r, k0, k1, n
@@ -269,9 +278,9 @@ cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     cdef roipool_block_t view
     cdef const char *table
     cdef double count, rc
-    _gather(p, task, s, &view)
+    _task_block(p, task, s, &view)
     for i in range(task.first, task.end):
-        r = p.order[i]
+        r = p.ws.order[i]
         n = a.per_bin[r]
         count = a.count[r]
         rc = 1.0 / count if _pow2(count) else 0.0
@@ -284,88 +293,90 @@ cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
                                    count, rc, max_mode, <double *>s.res)
             elif rmode == RMODE_HALF:
                 kern.align_fwd_f16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                   <float>count, <float>rc, max_mode,
-                                   <uint16_t *>s.res)
+                                   <float>count, <float>rc, max_mode, <uint16_t *>s.res)
             elif rmode == RMODE_BF16:
                 kern.align_fwd_bf16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                    <float>count, <float>rc, max_mode,
-                                   <uint16_t *>s.res)
+                                    <float>count, <float>rc, max_mode, <uint16_t *>s.res)
             else:
                 kern.align_fwd_f32(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                   <float>count, <float>rc, max_mode,
-                                   <float *>s.res)
-            _store(p, s.res, p.itemsize, p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
+                                   <float>count, <float>rc, max_mode, <float *>s.res)
+            _store(p, s, False, r, c0, nc, k0, k1)
             k0 = k1
     if p.stream:
         roipool_store_fence()
 
 
-cdef Py_ssize_t _align_forward(ForwardPlan *p, const floating[:, ::1] rois,
-                               const AlignRule *rule, bint max_mode, char *out, bint out_cl,
-                               int n_threads) noexcept nogil:
+cdef void _align_task_f32(const ForwardPlan *p, const Task *task,
+                          const Scratch *s) noexcept nogil:
+    _align_task(p, task, s, <float>0)
+
+
+cdef void _align_task_f64(const ForwardPlan *p, const Task *task,
+                          const Scratch *s) noexcept nogil:
+    _align_task(p, task, s, <double>0)
+
+
+cdef Py_ssize_t _align_forward(AlignPlan *plan, const floating[:, ::1] rois,
+                               const AlignSpec *rule, int n_threads) noexcept nogil:
+    """plan.base holds the map and the output (_plan_arrays)."""
+    cdef ForwardPlan *p = &plan.base
     cdef Py_ssize_t R = rois.shape[0], status
-    cdef AlignRois a
-    cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((rule.N + 1) * sizeof(Py_ssize_t))
-    a.per_bin = a.at = NULL
-    a.count = NULL
-    a.tables = NULL
-    status = NO_MEMORY
-    if order != NULL and offsets != NULL:
-        status = _align_prepare(rois, rule, &a, order, offsets, False, n_threads)
-    if status == OK and out != NULL and R > 0 and p.C > 0:
-        p.H, p.W, p.PH, p.PW = rule.H, rule.W, rule.PH, rule.PW
+    plan.a.per_bin = plan.a.at = NULL
+    plan.a.count = NULL
+    plan.a.tables = NULL
+    p.ws.geom = p.ws.order = p.ws.offsets = NULL
+    status = _align_prepare(rois, rule, &plan.a, &p.ws, False, n_threads)
+    if status == OK and p.out != NULL and R > 0 and p.C > 0:
+        _plan_layout(p, R)
         # the tables address pixel h * W + w: read in place only a map whose
         # rows are W pixels apart and whose channels are adjacent
-        p.gather = not ((p.C == 1 or (p.stride_c == 1 and p.C <= _max_block))
-                        and p.stride_h == p.W * p.stride_w)
+        p.gather = p.gather or p.stride_h != p.W * p.stride_w
         p.block_channels = _block_size(p.C, p.H * p.W, p.itemsize, p.gather)
         # A ROI reads a few rows of the block, not all of it: blocks of at
         # least 16 channels (a 64-byte vector of floats) even past the cache
         # budget, which measured faster on fpn-p2 and mask-p2.
         p.block_channels = max(p.block_channels, min(p.C, _ALIGN_MIN_BLOCK))
-        p.stream = R * p.C * p.PH * p.PW * p.itemsize > _stream_bytes
-        p.geom, p.order = NULL, order
-        p.out, p.out_cl, p.argmax, p.argmax_cl = out, out_cl, NULL, False
-        a.max_mode = max_mode
-        p.align = &a
-        status = _run_plan(p, rule.N, offsets, n_threads, <floating>0)
-    _free_align(&a)
-    free(order)
-    free(offsets)
+        status = _run_plan(p, n_threads,
+                           _align_task_f64 if floating is double else _align_task_f32)
+    _free_align(&plan.a)
+    _workspace_free(&p.ws)
     return status
 
 
-def align_forward(cnp.ndarray data not None, rois, double scale, bint aligned, Py_ssize_t sampling, bint max_mode, int rmode, Py_ssize_t PH,
-                  Py_ssize_t PW, cnp.ndarray out not None, bint out_cl, int n_threads):
-    """RoIAlign forward; returns Status.OK, Status.NO_MEMORY or a bad row as
-    r * ROW_CODES + RowError. Arrays as forward() takes them (no argmax);
-    scale is spatial_scale as the compute type holds it (rounded to the
-    storage type here for float16/bfloat16)."""
-    cdef AlignRule rule
-    cdef ForwardPlan p
-    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(data)
-    cdef const cnp.npy_intp *strides = cnp.PyArray_STRIDES(data)
-    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(data)
-    cdef char *out_ptr = NULL if cnp.PyArray_SIZE(out) == 0 else <char *>cnp.PyArray_DATA(out)
+cdef class AlignRule(Rule):
+    """RoIAlign's rule: Rule's scale (scale_t: as the kernel starts from it,
+    _validate.check_align_scale), rounding and pooled size, and its own
+    arguments."""
+    cdef public bint aligned, max_mode
+    cdef public Py_ssize_t sampling
+
+
+def align_forward(Call call not None):
+    """RoIAlign forward of call (a Call whose rule is an AlignRule, out
+    given, no argmax); returns Status.OK, Status.NO_MEMORY or a bad row as
+    r * ROW_CODES + RowError."""
+    cdef AlignRule rule = call.rule
+    cdef AlignSpec spec
+    cdef AlignPlan plan
+    cdef RoiRule r = rule.c
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(call.data)
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
     cdef Py_ssize_t status
-    _align_rule(&rule, scale, aligned, sampling, rmode)
-    rule.N, rule.H, rule.W, rule.PH, rule.PW = shape[0], shape[2], shape[3], PH, PW
-    p.data = <const char *>cnp.PyArray_DATA(data)
-    p.itemsize, p.rmode, p.C = itemsize, rmode, shape[1]
-    p.stride_n, p.stride_c = strides[0] // itemsize, strides[1] // itemsize
-    p.stride_h, p.stride_w = strides[2] // itemsize, strides[3] // itemsize
-    p.align = NULL  # set by _align_forward
-    if itemsize == 8:
-        r64 = rois
+    cdef int n_threads = call.n_threads
+    r.N, r.H, r.W = shape[0], shape[2], shape[3]
+    _plan_arrays(&plan.base, call.data, call.out, None, &r)
+    _align_spec(&spec, rule.c.scale_t, rule.aligned, rule.sampling, rule.c.rmode)
+    spec.N, spec.H, spec.W, spec.PH, spec.PW = r.N, r.H, r.W, r.PH, r.PW
+    plan.a.max_mode = rule.max_mode
+    if plan.base.itemsize == 8:
+        r64 = call.rois
         with nogil:
-            status = _align_forward(&p, r64, &rule, max_mode, out_ptr, out_cl, n_threads)
+            status = _align_forward(&plan, r64, &spec, n_threads)
     else:
-        r32 = rois
+        r32 = call.rois
         with nogil:
-            status = _align_forward(&p, r32, &rule, max_mode, out_ptr, out_cl, n_threads)
+            status = _align_forward(&plan, r32, &spec, n_threads)
     return status
 
 
@@ -418,7 +429,7 @@ cdef void _align_back_block(floating *acc, floating *g, char *go_t, const char *
 
 
 cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t C,
-                                const floating[:, ::1] rois, const AlignRule *rule, int rmode,
+                                const floating[:, ::1] rois, const AlignSpec *rule, int rmode,
                                 char *grad, int n_threads) noexcept nogil:
     """grad_out [R, C, PH, PW] and grad [N, C, H, W]: C-contiguous, storage
     type; `kind` is the compute type. One thread owns each (image, channel
@@ -434,17 +445,18 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
     cdef floating *g
     cdef char *go_t
     cdef char *dst
-    cdef Py_ssize_t *order = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t *offsets = <Py_ssize_t *>malloc((N + 1) * sizeof(Py_ssize_t))
+    cdef Workspace ws
+    cdef const Py_ssize_t *order
+    cdef const Py_ssize_t *offsets
     a.per_bin = a.at = NULL
     a.count = NULL
     a.tables = NULL
     a.max_mode = False
-    status = NO_MEMORY
-    if order != NULL and offsets != NULL:
-        status = _align_prepare(rois, rule, &a, order, offsets, True, n_threads)
+    ws.geom = ws.order = ws.offsets = NULL
+    status = _align_prepare(rois, rule, &a, &ws, True, n_threads)
+    order, offsets = ws.order, ws.offsets
     if status != OK or N * C * HW == 0:
-        _free_align(&a); free(order); free(offsets)
+        _free_align(&a); _workspace_free(&ws)
         return status
     B = _block_size(C, HW, sizeof(floating), True)
     while B > 1 and N * ((C + B - 1) // B) < 2 * n_threads:
@@ -457,7 +469,7 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
         + _align64(B * max(HW, roi_bins) * size)
     scratch = <char *>malloc(n_workers * per_thread + 64)
     if scratch == NULL:
-        _free_align(&a); free(order); free(offsets)
+        _free_align(&a); _workspace_free(&ws)
         return NO_MEMORY
     with parallel(num_threads=n_workers):
         tid = omp_get_thread_num()
@@ -482,7 +494,7 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
                     _round_bf16(<float *>acc, nc * HW)
                     roipool_kernels.narrow_bf16(<const float *>acc, nc * HW, <uint16_t *>go_t)
                 roipool_kernels.transpose16(go_t, nc, HW, HW, dst)
-    _free_align(&a); free(order); free(offsets); free(scratch)
+    _free_align(&a); _workspace_free(&ws); free(scratch)
     return OK
 
 
@@ -490,14 +502,14 @@ def align_backward(cnp.ndarray grad_out not None, rois, double scale, bint align
                    Py_ssize_t W, cnp.ndarray grad not None, int n_threads):
     """RoIAlign backward into grad (all C-contiguous, storage type, native
     byte order). Returns OK, NO_MEMORY or a bad row code."""
-    cdef AlignRule rule
+    cdef AlignSpec rule
     cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(grad_out)
     cdef const char *go = <const char *>cnp.PyArray_DATA(grad_out)
     cdef char *g = <char *>cnp.PyArray_DATA(grad)
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
     cdef Py_ssize_t status, C = shape[1]
-    _align_rule(&rule, scale, aligned, sampling, rmode)
+    _align_spec(&rule, scale, aligned, sampling, rmode)
     rule.N, rule.H, rule.W, rule.PH, rule.PW = N, H, W, shape[2], shape[3]
     if cnp.PyArray_ITEMSIZE(grad_out) == 8:
         r64 = rois

@@ -1,7 +1,7 @@
 """Kernel status codes, decoded into the exceptions of the contract.
 
 The codes are declared once, as `cpdef enum`s of the kernel module
-(_roi_pool.pyx): Status, RowError, Rounding and ROW_CODES.
+(_plan.pxi): Status, RowError, Rounding and ROW_CODES.
 """
 import numpy as np
 

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from roipool import _roi_pool
-from roipool._arrays import aligned, as_array, has_channels_last_memory, to_compute
+from roipool._arrays import aligned, as_array, bfloat16, is_channels_last, to_compute
 from roipool._roi_pool import Rounding
 
 FLOAT32 = np.dtype(np.float32)
@@ -26,17 +26,6 @@ MAX_HW = _INT32_MAX + 1  # H * W: argmax holds h * W + w in an int32
 _COMPAT = ("mxnet", "torchvision")
 RMODE_NONE = int(Rounding.RMODE_NONE)  # a plain int: comparing enum members is slow
 
-def _bfloat16():
-    """ml_dtypes.bfloat16 if ml_dtypes is already imported, else None.
-
-    A bfloat16 array can only exist once ml_dtypes has been imported, so we
-    never import it ourselves (it is not a dependency)."""
-    import sys
-
-    mod = sys.modules.get("ml_dtypes")
-    return None if mod is None else np.dtype(mod.bfloat16)
-
-
 def float_kind(arr, name):
     """(compute dtype, rounding mode) for a floating array; TypeError otherwise."""
     dt = arr.dtype
@@ -46,7 +35,7 @@ def float_kind(arr, name):
         return dt.newbyteorder("="), Rounding.RMODE_NONE
     if dt.kind == "f" and dt.itemsize == 2:
         return FLOAT32, Rounding.RMODE_HALF
-    bf16 = _bfloat16()
+    bf16 = bfloat16()
     if bf16 is not None and dt == bf16:
         return FLOAT32, Rounding.RMODE_BF16
     raise TypeError(
@@ -70,7 +59,7 @@ def check_data(data):
 
 def check_rois(rois, compute, rmode, storage, R=None):
     rois = as_array(rois, "rois")
-    if rois.dtype.kind not in "iuf" and rois.dtype != _bfloat16():
+    if rois.dtype.kind not in "iuf" and rois.dtype != bfloat16():
         raise TypeError(f"rois must hold real numbers, got dtype {rois.dtype}")
     if rois.ndim != 2 or rois.shape[1] != 5:
         raise ValueError(
@@ -116,27 +105,9 @@ def check_pooled_size(pooled_size):
     return ph, pw
 
 
-_scale_cache = {}
-
-
 def check_scale(spatial_scale, compat, storage, rmode):
     """(scale in T as a float, scale as given): MXNet keeps the parameter as a
     C float, then converts it to T (docs/semantics.md, "The rule")."""
-    # the result depends on the storage dtype only in reduced precision
-    key = None
-    if type(spatial_scale) is float:
-        key = (spatial_scale, compat) if rmode == RMODE_NONE else \
-            (spatial_scale, compat, storage)
-        hit = _scale_cache.get(key)
-        if hit is not None:
-            return hit
-    result = _check_scale(spatial_scale, compat, storage, rmode)
-    if key is not None and len(_scale_cache) < 256:  # services use a few scales
-        _scale_cache[key] = result
-    return result
-
-
-def _check_scale(spatial_scale, compat, storage, rmode):
     if isinstance(spatial_scale, np.ndarray) and spatial_scale.ndim == 0 \
             and spatial_scale.dtype.kind in "iuf":
         spatial_scale = spatial_scale[()]
@@ -158,6 +129,34 @@ def _check_scale(spatial_scale, compat, storage, rmode):
     return float(st), s
 
 
+_rules = {}
+
+
+def check_rule(compat, pooled_size, spatial_scale, storage, rmode):
+    """The call's rule object (_roi_pool.Rule): compat, pooled_size and
+    spatial_scale checked in this order (docs/semantics.md, "Bad input"),
+    built once per distinct arguments: a service passes the same few."""
+    key = None
+    if type(spatial_scale) is float and type(compat) is str:
+        # only exact ints: True and 2.0 hash like 1 and 2 but are refused
+        if type(pooled_size) is int:
+            key = (pooled_size, spatial_scale, compat, storage)
+        elif type(pooled_size) is tuple and len(pooled_size) == 2 \
+                and type(pooled_size[0]) is int and type(pooled_size[1]) is int:
+            key = (pooled_size, spatial_scale, compat, storage)
+        if key is not None:
+            hit = _rules.get(key)
+            if hit is not None:
+                return hit
+    torchvision = check_compat(compat)
+    ph, pw = check_pooled_size(pooled_size)
+    scale_t, scale_d = check_scale(spatial_scale, compat, storage, rmode)
+    rule = _roi_pool.Rule(scale_t, scale_d, torchvision, rmode, ph, pw)
+    if key is not None and len(_rules) < 256:
+        _rules[key] = rule
+    return rule
+
+
 def check_compat(compat):
     if compat not in _COMPAT:
         raise ValueError(f"compat must be one of {_COMPAT}, got {compat!r}")
@@ -174,7 +173,7 @@ def check_buffer(buf, name, shape, dtype, avoid):
         raise ValueError(f"{name} has shape {buf.shape}, expected {tuple(shape)}")
     if buf.dtype != dtype:
         raise ValueError(f"{name} has dtype {buf.dtype}, expected {dtype}")
-    cl = len(shape) == 4 and has_channels_last_memory(buf)
+    cl = len(shape) == 4 and is_channels_last(buf) and buf.transpose(0, 2, 3, 1).flags.c_contiguous
     if not (buf.flags.c_contiguous or cl):
         raise ValueError(f"{name} must be C-contiguous (or channels-last contiguous)")
     if not buf.flags.writeable:
@@ -195,16 +194,19 @@ def _usable_cpus():
 _CPUS = _usable_cpus()
 
 
-def check_num_threads(num_threads):
-    """One place decides the thread count: None is OpenMP's default, which
-    honours OMP_NUM_THREADS and threadpoolctl; an int >= 1 is used up to the
-    number of processors this process may run on (or OpenMP's default, when
-    that is larger). More threads never help these CPU-bound kernels, and
-    when the OS refuses to create them (address-space or pids limits) libgomp
-    prints "Thread creation failed" and exits the process; results are the
-    same bits for any thread count."""
+def check_num_threads(num_threads, limit=None):
+    """The one thread-count resolver (NumPy, torch and ONNX Runtime front
+    ends): None is OpenMP's default, which honours OMP_NUM_THREADS and
+    threadpoolctl, capped by `limit` (a framework's own setting:
+    torch.get_num_threads(), a session's intra_op_num_threads) when given;
+    an int >= 1 is used up to the number of processors this process may run
+    on (or OpenMP's default, when that is larger). More threads never help
+    these CPU-bound kernels, and when the OS refuses to create them
+    (address-space or pids limits) libgomp prints "Thread creation failed"
+    and exits the process; results are the same bits for any thread count."""
     if num_threads is None:
-        return _roi_pool.omp_max_threads()
+        n = _roi_pool.omp_max_threads()
+        return n if limit is None else max(1, min(limit, n))
     if not _is_int(num_threads) or num_threads < 1:
         raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
     n = int(num_threads)
@@ -320,3 +322,17 @@ def check_align_scale(spatial_scale, compat, storage, rmode):
             raise ValueError(f"spatial_scale={s!r} is infinite in {carried.dtype}, which "
                              "RoIAlign carries it in for this data")
     return s
+
+
+def check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage,
+                     rmode):
+    """RoIAlign's arguments, in the order of docs/semantics.md ("RoIAlign,
+    bad input"), as its _roi_pool.AlignRule."""
+    compat = check_align_compat(compat)
+    max_mode = check_align_mode(mode, compat)
+    ph, pw = check_pooled_size(pooled_size)
+    scale = check_align_scale(spatial_scale, compat, storage, rmode)
+    sr = check_sampling_ratio(sampling_ratio, ph * pw)
+    rule = _roi_pool.AlignRule(scale, scale, compat == "torchvision", rmode, ph, pw)
+    rule.aligned, rule.sampling, rule.max_mode = check_aligned(aligned), sr, max_mode
+    return rule

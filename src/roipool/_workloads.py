@@ -73,14 +73,15 @@ def visits(data_shape, rois, pooled_size, spatial_scale):
     """Elements read by the rule: the sum over ROIs, channels and bins of the
     clipped bin area, from the kernel's own bin bounds (float32 rules)."""
     from roipool import _roi_pool
-    from roipool._roi_pool import Rounding, Status
+    from roipool._roi_pool import Status
+    from roipool._validate import RMODE_NONE, check_rule
 
     N, C, H, W = data_shape
     PH, PW = pooled_size
     r = np.ascontiguousarray(rois, dtype=np.float32)
     geom = np.empty((len(r), 1 + 2 * PH + 2 * PW), np.intp)
-    status = _roi_pool.bin_bounds(r, N, H, W, float(np.float32(spatial_scale)), spatial_scale,
-                                  False, Rounding.RMODE_NONE, PH, PW, geom)
+    rule = check_rule("mxnet", (PH, PW), spatial_scale, None, RMODE_NONE)
+    status = _roi_pool.bin_bounds(r, rule, N, H, W, geom)
     if status != Status.OK:
         raise ValueError(f"workload ROIs are invalid (status {status})")
     hs, he = geom[:, 1:1 + PH], geom[:, 1 + PH:1 + 2 * PH]

@@ -9,7 +9,6 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 import roipool
-from roipool import _roi_pool
 from roipool import _validate
 from roipool.onnx import _plan
 
@@ -266,7 +265,7 @@ class InferenceSession:
         if self._num_threads is not None:
             return self._num_threads
         if self._intra > 0:
-            return max(1, min(self._intra, _roi_pool.omp_max_threads()))
+            return _validate.check_num_threads(None, limit=self._intra)
         return None
 
     def _pool(self, p, x, rois):

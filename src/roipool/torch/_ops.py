@@ -25,22 +25,16 @@ import torch
 from torch import Tensor
 
 from roipool import _roi_pool
-from roipool._arrays import new_output
+from roipool._arrays import bfloat16, new_output
 from roipool._ops import roi_pooling, roi_pooling_backward
+from roipool._validate import check_num_threads
 
 FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 DEFAULT_THREADS = -1  # resolved in the kernel, at run time
 
 
 def _bfloat16():
-    try:
-        import ml_dtypes
-    except ImportError:
-        raise TypeError(
-            "roipool.torch: bfloat16 tensors need the ml_dtypes package "
-            "(pip install ml_dtypes)"
-        ) from None
-    return np.dtype(ml_dtypes.bfloat16)
+    return bfloat16("roipool.torch: bfloat16 tensors")
 
 
 def numpy_dtype(dtype):
@@ -93,15 +87,17 @@ _scale_rules = {}
 
 
 def threads(num_threads):
+    """DEFAULT_THREADS is roipool's resolver capped by torch.get_num_threads()."""
     if num_threads == DEFAULT_THREADS:
-        return max(1, min(torch.get_num_threads(), _roi_pool.omp_max_threads()))
+        return check_num_threads(None, limit=torch.get_num_threads())
     return num_threads
 
 
 def out_format(input):
-    """The output follows a channels-last input (read in place), as conv does."""
-    if input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last) \
-            and not input.is_contiguous():
+    """The output follows a channels-last input (read in place), as conv does
+    and as roi_pooling does for arrays (the same layout rule)."""
+    if input.dim() == 4 and not input.is_contiguous() \
+            and _roi_pool.channels_last(input.shape[1], input.stride(1), 1, False):
         return torch.channels_last
     return torch.contiguous_format
 

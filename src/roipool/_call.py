@@ -1,0 +1,90 @@
+"""One forward call, validated once: the arguments every operator shares
+(data, rois, its rule, num_threads, out=) checked in the order of
+docs/semantics.md, "Bad input", and turned into the call object the
+extension consumes (_roi_pool.Call: arrays in kernel form, rule, output
+buffers, thread count); then the results handed back in the caller's dtype
+and buffers. An operator supplies its rule and its kernel entry point
+(CONTRIBUTING.md, "How to add an operator")."""
+from roipool import _arrays as a
+from roipool import _roi_pool
+from roipool import _validate as v
+from roipool._status import raise_bad_status
+
+_OK = int(_roi_pool.Status.OK)  # a plain int: enum members compare slowly
+
+
+class ForwardCall(_roi_pool.Call):
+    """_roi_pool.Call and what the Python layer needs after the kernel:
+    storage dtype, checked rois and batch size (to name a bad row), the
+    caller's buffers, the output layout."""
+
+    __slots__ = ("storage", "checked_rois", "batch", "user_out", "user_argmax", "out_cl")
+
+
+def forward_call(data, rois, rule_of, num_threads, out=None, argmax=None, want_argmax=False,
+                 rows_rmode=None, native=False):
+    """The ForwardCall of an operator's call. rule_of(storage, rmode) checks
+    the operator's own arguments and returns its _roi_pool.Rule; argmax= and
+    want_argmax are for operators with an argmax output. rows_rmode(rmode):
+    the rounding rois go through on their way to the compute type (default:
+    the data's); native: results in native byte order."""
+    data, compute, rmode = v.check_data(data)
+    storage = a.storage_dtype(data, rmode)
+    if native:
+        storage = a.kernel_dtype(storage)
+    rule = rule_of(storage, rmode)
+    n_threads = v.check_num_threads(num_threads)
+    rois_c = v.check_rois(rois, compute, rmode if rows_rmode is None else rows_rmode(rmode),
+                          storage)
+    shape = (rois_c.shape[0], data.shape[1]) + rule.pooled
+    avoid = (("data", data), ("rois", rois))
+    # The output follows the input's memory format unless out= says otherwise.
+    out_cl = a.is_channels_last(data)
+    if out is not None:
+        out_cl = v.check_buffer(out, "out", shape, storage, avoid)
+    argmax_cl = out_cl
+    if argmax is not None:
+        argmax_cl = v.check_buffer(argmax, "argmax", shape, v.INT32, avoid + (("out", out),))
+    # The kernel reads data and writes aligned memory in the storage dtype
+    # (float16/bfloat16 too, converted in registers), native byte order; a
+    # misaligned or byte-swapped out=/argmax= is filled from a temporary
+    # after success.
+    kernel_dtype = a.kernel_dtype(storage)
+    if out is not None and out.flags.aligned and out.dtype == kernel_dtype:
+        k_out = out
+    else:
+        k_out = a.new_output(shape, kernel_dtype, "out", out_cl)
+    k_arg = argmax
+    if (k_arg is None and want_argmax) or (k_arg is not None and not k_arg.flags.aligned):
+        k_arg = a.new_output(shape, v.INT32, "argmax", argmax_cl)
+    k_data, k_rois = data, rois_c
+    compact = a.compact_batch(data.shape, data.strides[0], rois_c)
+    if compact is not None:  # a huge broadcast batch: only the images used
+        n_used, k_rois = compact
+        k_data = data[:n_used]
+    if k_data.dtype != kernel_dtype:
+        k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
+    call = ForwardCall(a.aligned(k_data), k_rois, rule, k_out, k_arg, n_threads)
+    call.storage, call.checked_rois, call.batch = storage, rois_c, data.shape[0]
+    call.user_out, call.user_argmax, call.out_cl = out, argmax, out_cl
+    return call
+
+
+def forward_results(call, status):
+    """(out, argmax) of a call the kernel ran with this status: the caller's
+    buffers filled, or new outputs in the storage dtype; a bad status raises
+    its exception (no buffer of the caller's written)."""
+    if status != _OK:
+        raise_bad_status(status, call.checked_rois, call.batch, call.storage)
+    out, k_out = call.user_out, call.out
+    if out is None:
+        if k_out.dtype != call.storage:
+            k_out = a.in_storage_dtype(k_out, call.storage, call.out_cl)
+        out = k_out
+    elif k_out is not out:
+        out[...] = k_out
+    argmax, k_arg = call.user_argmax, call.argmax
+    if argmax is not None and k_arg is not argmax:
+        argmax[...] = k_arg
+        k_arg = argmax
+    return out, k_arg
