@@ -9,7 +9,9 @@ a process times every workload (forward with out=, the default call, and
 backward; 1 and 2 threads) as the median of 9 calls after a warm-up. The
 table gives the median over rounds of each build and new / old, wall and CPU
 time, and their geometric means. Numbers within +-5 % are noise on a shared
-machine; rerun before believing them.
+machine; rerun before believing them. --argmax adds the forward that returns
+the argmax (the bin-by-bin kernel), --only REGEX keeps the matching cases; the
+SIMD path is the child's default or ROIPOOL_ISA's, inherited.
 """
 import argparse
 import json
@@ -26,7 +28,7 @@ THREADS = (1, 2)
 # it runs against any old build, whose helpers may differ (only make() and the
 # public functions are relied on), and it records CPU time beside wall time.
 CHILD = f"""
-import json, time
+import json, re, sys, time
 import numpy as np
 import roipool
 from roipool import _workloads
@@ -41,28 +43,36 @@ def timed(fn):
         cpu.append(time.process_time() - c0)
     return float(np.median(wall)), float(np.median(cpu))
 
+argmax, only = sys.argv[1] == "1", re.compile(sys.argv[2])
 res = {{}}
+def case(key, fn):
+    if only.search(key):
+        res[key] = timed(fn)
 for name in ("vgg16-frcnn", "vgg16-frcnn-300", "r50-c4", "batch4"):
     data, rois, pooled, scale = _workloads.make(name)
     out = np.empty((rois.shape[0], data.shape[1]) + tuple(pooled), data.dtype)
     y, am = roipool.roi_pooling(data, rois, pooled, scale, return_argmax=True)
     grad = np.ones_like(y)
     for nt in {THREADS}:
-        res[f"{{name}} fwd-out t{{nt}}"] = timed(
-            lambda: roipool.roi_pooling(data, rois, pooled, scale, out=out, num_threads=nt))
-        res[f"{{name}} fwd-default t{{nt}}"] = timed(
-            lambda: roipool.roi_pooling(data, rois, pooled, scale, num_threads=nt))
-        res[f"{{name}} backward t{{nt}}"] = timed(
-            lambda: roipool.roi_pooling_backward(grad, rois, am, data.shape, num_threads=nt))
+        case(f"{{name}} fwd-out t{{nt}}",
+             lambda: roipool.roi_pooling(data, rois, pooled, scale, out=out, num_threads=nt))
+        case(f"{{name}} fwd-default t{{nt}}",
+             lambda: roipool.roi_pooling(data, rois, pooled, scale, num_threads=nt))
+        if argmax:
+            case(f"{{name}} fwd-argmax t{{nt}}",
+                 lambda: roipool.roi_pooling(data, rois, pooled, scale, return_argmax=True,
+                                             num_threads=nt))
+        case(f"{{name}} backward t{{nt}}",
+             lambda: roipool.roi_pooling_backward(grad, rois, am, data.shape, num_threads=nt))
 print(json.dumps(res))
 """
 
 
-def run(src):
+def run(src, argmax=False, only=""):
     """One process of the build in `src`: {case: (wall s, cpu s)}."""
     env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
     # outside any checkout, so `src` is the only roipool on the path
-    p = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", CHILD, str(int(argmax)), only], env=env, capture_output=True,
                        text=True, cwd=os.path.abspath(os.sep))
     if p.returncode:
         sys.exit(f"the build in {src} failed:\n{p.stderr}")
@@ -78,12 +88,14 @@ def main(argv=None):
     ap.add_argument("old_src")
     ap.add_argument("new_src")
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--argmax", action="store_true", help="also time return_argmax=True")
+    ap.add_argument("--only", default="", help="regex: time only the matching cases")
     args = ap.parse_args(argv)
     builds = {"old": args.old_src, "new": args.new_src}
     samples = {"old": [], "new": []}
     for i in range(args.rounds):
         for tag in (("old", "new") if i % 2 == 0 else ("new", "old")):
-            samples[tag].append(run(builds[tag]))
+            samples[tag].append(run(builds[tag], args.argmax, args.only))
         print(f"round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     def med(tag, case, k):

@@ -3,9 +3,9 @@ import os
 
 from roipool import _outcache, _roi_pool
 
-# Path ids, in the order of the C enum (simd/dispatch.h). Families: x86
-# avx512 -> avx2 -> baseline, aarch64 neon -> baseline.
-ISA_NAMES = ("baseline", "avx2", "avx512", "neon")
+# Path names by id, from the C list (simd/dispatch.h, ROIPOOL_ISAS). Families:
+# x86 avx512 -> avx2 -> baseline, aarch64 neon -> baseline.
+ISA_NAMES = _roi_pool.isa_names()
 
 
 def supported_isas():
@@ -25,7 +25,7 @@ def set_isa(name):
 
 def get_isa():
     """The SIMD path in use."""
-    return ISA_NAMES[_roi_pool.get_isa()]
+    return _roi_pool.get_isa()
 
 
 def block_budget():

@@ -4,45 +4,6 @@
 # split, gather and stores (_plan.pxi), and its backward. The kernels are
 # simd/roi_align.inc.h, entries of the active ISA table.
 
-cdef extern from "simd/simd.h" nogil:
-    ctypedef struct roipool_f32_sample_t:
-        int32_t pos[4]
-        float w[4]
-    ctypedef struct roipool_f64_sample_t:
-        int32_t pos[4]
-        double w[4]
-    # the RoIAlign fields of roipool_kernels_t (simd/roi_align.h)
-    ctypedef struct AlignKernels "roipool_kernels_t":
-        void (*align_fwd_f32)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
-                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              float count, float rcount, int max_mode, float *res) noexcept nogil
-        void (*align_fwd_f64)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
-                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              double count, double rcount, int max_mode, double *res) noexcept nogil
-        void (*align_fwd_f16)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
-                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              float count, float rcount, int max_mode, uint16_t *res) noexcept nogil
-        void (*align_fwd_bf16)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
-                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                               float count, float rcount, int max_mode, uint16_t *res) noexcept nogil
-        void (*align_bwd_f32)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
-                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              float count, float rcount) noexcept nogil
-        void (*align_bwd_f64)(double *acc, Py_ssize_t nc, Py_ssize_t c0, const double *g,
-                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              double count, double rcount) noexcept nogil
-        void (*align_bwd_f16)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
-                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              float count, float rcount) noexcept nogil
-        void (*align_bwd_bf16)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
-                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                               float count, float rcount) noexcept nogil
-
-
-cdef inline const AlignKernels *_align_kernels() noexcept nogil:
-    return <const AlignKernels *>roipool_kernels
-
-
 # How ROI rows become samples: what one call gives _align_prepare.
 ctypedef struct AlignSpec:
     double scale          # spatial_scale (float32-rounded unless compat="torchvision")
@@ -271,7 +232,6 @@ cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     """One task: the channel block (_task_block), then per ROI the kernel of
     the storage type over its table, bins in groups, stored by _store."""
     cdef const AlignRois *a = &(<const AlignPlan *>p).a
-    cdef const AlignKernels *kern = _align_kernels()
     cdef Py_ssize_t roi_bins = p.PH * p.PW, group_bins = p.group_bins
     cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0), i, r, k0, k1, n
     cdef int rmode = p.rmode, max_mode = a.max_mode
@@ -289,16 +249,16 @@ cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
             k1 = min(k0 + group_bins, roi_bins)
             table = a.tables + (a.at[r] + k0 * n) * a.sample_bytes
             if floating is double:
-                kern.align_fwd_f64(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                roipool_kernels.align_fwd_f64(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
                                    count, rc, max_mode, <double *>s.res)
             elif rmode == RMODE_HALF:
-                kern.align_fwd_f16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                roipool_kernels.align_fwd_f16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
                                    <float>count, <float>rc, max_mode, <uint16_t *>s.res)
             elif rmode == RMODE_BF16:
-                kern.align_fwd_bf16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                roipool_kernels.align_fwd_bf16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
                                     <float>count, <float>rc, max_mode, <uint16_t *>s.res)
             else:
-                kern.align_fwd_f32(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                roipool_kernels.align_fwd_f32(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
                                    <float>count, <float>rc, max_mode, <float *>s.res)
             _store(p, s, False, r, c0, nc, k0, k1)
             k0 = k1
@@ -396,7 +356,6 @@ cdef void _align_back_block(floating *acc, floating *g, char *go_t, const char *
     """Planes c0 .. c0 + nc of one image, pixel-major in acc (compute type):
     zeroed, then the ROIs order[first:end] added in that order, each from
     its grad_out chunk transposed to g ([bins, nc]; go_t: storage scratch)."""
-    cdef const AlignKernels *kern = _align_kernels()
     cdef Py_ssize_t i, r
     cdef const char *chunk
     cdef double count, rc
@@ -410,21 +369,21 @@ cdef void _align_back_block(floating *acc, floating *g, char *go_t, const char *
         rc = 1.0 / count if _pow2(count) else 0.0
         if floating is double:
             roipool_transpose64(chunk, roi_bins, nc, nc, g)
-            kern.align_bwd_f64(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+            roipool_kernels.align_bwd_f64(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
                                a.per_bin[r], roi_bins, count, rc)
         elif rmode == RMODE_NONE:
             roipool_kernels.transpose32(chunk, roi_bins, nc, nc, g)
-            kern.align_bwd_f32(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+            roipool_kernels.align_bwd_f32(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
                                a.per_bin[r], roi_bins, <float>count, <float>rc)
         else:
             roipool_kernels.transpose16(chunk, roi_bins, nc, nc, go_t)
             if rmode == RMODE_HALF:
                 roipool_kernels.widen_f16(<const uint16_t *>go_t, roi_bins * nc, g)
-                kern.align_bwd_f16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+                roipool_kernels.align_bwd_f16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
                                    a.per_bin[r], roi_bins, <float>count, <float>rc)
             else:
                 roipool_kernels.widen_bf16(<const uint16_t *>go_t, roi_bins * nc, g)
-                kern.align_bwd_bf16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+                roipool_kernels.align_bwd_bf16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
                                     a.per_bin[r], roi_bins, <float>count, <float>rc)
 
 

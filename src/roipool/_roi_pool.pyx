@@ -25,55 +25,12 @@ from roipool._openmp cimport (ROIPOOL_OPENMP, omp_get_max_threads, omp_get_threa
 
 cnp.import_array()
 
-cdef extern from "simd/simd.h" nogil:
-    ctypedef struct roipool_block_t:
-        # element (h, w, c) at base[h * row_stride + w * col_stride + c]
-        const void *base
-        Py_ssize_t row_stride, col_stride
-        Py_ssize_t W          # argmax of (h, w) is h * W + w
-        Py_ssize_t channels
-    # One table of kernels per ISA (simd/dispatch.h); every call goes
-    # through the active one. res is in the storage type (uint16_t bits for
-    # float16/bfloat16), init in the compute type.
-    ctypedef struct roipool_kernels_t:
-        const char *name
-        void (*roi_max_f32)(const roipool_block_t *block, const Py_ssize_t *bounds,
-                            Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
-                            float init, float *res, int32_t *ires, int32_t *idx) noexcept nogil
-        void (*roi_max_f64)(const roipool_block_t *block, const Py_ssize_t *bounds,
-                            Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
-                            double init, double *res, int32_t *ires, int64_t *idx) noexcept nogil
-        void (*roi_max_f16)(const roipool_block_t *block, const Py_ssize_t *bounds,
-                            Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
-                            float init, uint16_t *res, int32_t *ires, int32_t *idx) noexcept nogil
-        void (*roi_max_bf16)(const roipool_block_t *block, const Py_ssize_t *bounds,
-                             Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
-                             float init, uint16_t *res, int32_t *ires, int32_t *idx) noexcept nogil
-        void (*transpose16)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
-                            void *dst) noexcept nogil
-        void (*transpose32)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
-                            void *dst) noexcept nogil
-        void (*stream32)(const void *src, Py_ssize_t n, void *dst) noexcept nogil
-        # backward, float16/bfloat16 (simd/backward.inc.h)
-        int (*widen_f16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
-        int (*widen_bf16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
-        int (*scatter_f16)(float *plane, const float *g, const int32_t *am, Py_ssize_t nc,
-                           Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
-        int (*scatter_bf16)(float *plane, const float *g, const int32_t *am, Py_ssize_t nc,
-                            Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
-        void (*narrow_f16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
-        void (*narrow_bf16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
-    const roipool_kernels_t *roipool_kernels
-    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
-                             Py_ssize_t ld, void *dst) noexcept
-    void roipool_store_fence() noexcept
-    int roipool_isa_supported(int level) noexcept
-    int roipool_set_isa(int level) noexcept
-    int roipool_get_isa() noexcept
-    long roipool_l2_cache_bytes() noexcept
-    float roipool_round_half(float x) noexcept
-    float roipool_round_bf16(float x) noexcept
-    void roipool_prefetch(const void *p) noexcept
+from roipool._simd cimport (roipool_block_t, roipool_f32_sample_t, roipool_f64_sample_t,
+                            roipool_isa_names,
+                            roipool_isa_supported, roipool_kernels, roipool_kernels_t,
+                            roipool_l2_cache_bytes, roipool_prefetch, roipool_round_bf16,
+                            roipool_round_half, roipool_set_isa, roipool_store_fence,
+                            roipool_transpose64, ROIPOOL_ISA_COUNT)
 
 
 include "_plan.pxi"

@@ -52,15 +52,21 @@ def openmp_enabled():
     return bool(ROIPOOL_OPENMP)
 
 
+def isa_names():
+    """The SIMD paths' names by id, from the C list (simd/dispatch.h), including
+    those this build or CPU lacks."""
+    return tuple(roipool_isa_names[i].decode() for i in range(ROIPOOL_ISA_COUNT))
+
+
 def isa_supported(int level):
-    """True when this build has the path of that id (roipool._config.ISA_NAMES)
+    """True when this build has the path of that id (an index of isa_names())
     and the CPU runs it."""
     return bool(roipool_isa_supported(level))
 
 
 def get_isa():
-    """The id of the SIMD path in use (an index of roipool._config.ISA_NAMES)."""
-    return roipool_get_isa()
+    """The name of the SIMD path in use: that of the active kernel table."""
+    return roipool_kernels.name.decode()
 
 
 def set_isa(int level):

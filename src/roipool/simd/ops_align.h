@@ -15,10 +15,7 @@
 
 #include "common.h"
 #include "fp16.h"
-#include "ops_base.h"
-#include "ops_avx2.h"
-#include "ops_avx512.h"
-#include "ops_neon.h"
+#include "ops.h"
 
 static inline float roipool_f32_round_ct(float x) { return x; }
 static inline double roipool_f64_round_ct(double x) { return x; }
@@ -134,5 +131,26 @@ static inline float32x4_t roipool_neon_bf16_round_out(float32x4_t v)
     return vreinterpretq_f32_u32(vandq_u32(r, vdupq_n_u32(0xffff0000u)));
 }
 #endif /* ROIPOOL_NEON */
+
+/* The list of these ops, checked per ISA as ops.h checks its own
+ * (isa_kernels.inc.h): X(table, op, result type, arguments). */
+#define ROIPOOL_ALIGN_LANE_OPS(X, T)                                                       \
+    X(T, add, T##_vt, (ROIPOOL_OPS_VAL_(T, vt), ROIPOOL_OPS_VAL_(T, vt)))                   \
+    X(T, mul, T##_vt, (ROIPOOL_OPS_VAL_(T, vt), ROIPOOL_OPS_VAL_(T, vt)))                   \
+    X(T, div, T##_vt, (ROIPOOL_OPS_VAL_(T, vt), ROIPOOL_OPS_VAL_(T, vt)))                   \
+    X(T, round, T##_vt, (ROIPOOL_OPS_VAL_(T, vt)))                                          \
+    X(T, round_out, T##_vt, (ROIPOOL_OPS_VAL_(T, vt)))
+#define ROIPOOL_ALIGN_HALF_OPS(X, T, F)                                                    \
+    X(T, round, F##_vt, (ROIPOOL_OPS_VAL_(F, vt)))                                          \
+    X(T, round_out, F##_vt, (ROIPOOL_OPS_VAL_(F, vt)))
+#define ROIPOOL_CHECK_ALIGN_OPS(isa) ROIPOOL_CHECK_ALIGN_OPS_(isa)
+#define ROIPOOL_CHECK_ALIGN_OPS_(isa)                                                      \
+    static inline ROIPOOL_OPS_UNUSED_ void roipool_check_align_ops_##isa(void)             \
+    {                                                                                      \
+        ROIPOOL_ALIGN_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f32)                    \
+        ROIPOOL_ALIGN_LANE_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f64)                    \
+        ROIPOOL_ALIGN_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_f16, roipool_##isa##_f32) \
+        ROIPOOL_ALIGN_HALF_OPS(ROIPOOL_OPS_EXPECT_, roipool_##isa##_bf16, roipool_##isa##_f32) \
+    }
 
 #endif /* ROIPOOL_SIMD_OPS_ALIGN_H */

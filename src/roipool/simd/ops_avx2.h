@@ -1,5 +1,5 @@
 /* Operation table of the AVX2 path (roipool_avx2_<type>_<op>; the ops are
- * described in roi_max.inc.h). max(v, b) is "v > b ? v : b" exactly (NaN
+ * listed in ops.h). max(v, b) is "v > b ? v : b" exactly (NaN
  * never wins, a tie keeps b), so the running max is one instruction off the
  * compare's dependency chain; the argmax lanes ride in float/double
  * registers for blendv. float16/bfloat16: load and store only (F16C; bfloat16
@@ -58,7 +58,7 @@ ROIPOOL_TARGET_AVX2 static inline void roipool_avx2_bf16_store(roipool_bf16_t *p
     _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(packed));
 }
 
-/* ---- backward (backward.inc.h; ops as in ops_base.h) ----
+/* ---- backward (backward.inc.h; round1, store_ct as in ops.h) ----
  * F16C's round trip rounds like roipool_round_half (ties to even,
  * subnormals, overflow to inf) and keeps the quiet NaNs of the sums.
  * bfloat16: roipool_round_bf16_sum in a vector register (through the

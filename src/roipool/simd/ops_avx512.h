@@ -1,5 +1,5 @@
 /* Operation table of the AVX-512 path (roipool_avx512_<type>_<op>; the ops
- * are described in roi_max.inc.h): compare into a mask register, masked
+ * are listed in ops.h): compare into a mask register, masked
  * move of the argmax lanes, max as on AVX2. float16/bfloat16: load and store
  * only (vcvtph2ps/vcvtps2ph; bfloat16 by 16-bit shifts, exact). */
 #ifndef ROIPOOL_SIMD_OPS_AVX512_H

@@ -1,6 +1,6 @@
 /* Operation table of the baseline path: 16-byte GCC/clang vector extensions
  * (SSE2 on x86-64, NEON on arm64), plain C that every CPU of the target
- * runs. Names: roipool_base_<type>_<op>; see roi_max.inc.h for the ops.
+ * runs. Names: roipool_base_<type>_<op>; the ops are listed in ops.h.
  * C has no vector "?:", so max and select are written with masks.
  * float16/bfloat16 (roipool_base_f16_/bf16_): load and store only; they
  * compute in the float vectors (ROIPOOL_LANES_<type>, common.h). */
@@ -119,10 +119,7 @@ static inline void roipool_base_bf16_store(roipool_bf16_t *p, roipool_base_f32_v
 
 #endif /* ROIPOOL_VECTOR_EXT */
 
-/* ---- backward (backward.inc.h) ----
- * round1: one sum of two storage values, rounded to the storage type (its
- * NaNs are quiet with the low payload bits zero, see fp16.h);
- * store_ct: a vector of storage-exact floats, NaNs as from_ct makes them. */
+/* ---- backward (backward.inc.h; round1, store_ct as ops.h lists them) ---- */
 #define roipool_base_f16_round1 roipool_round_half
 #define roipool_base_bf16_round1 roipool_round_bf16_sum
 

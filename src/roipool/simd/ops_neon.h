@@ -1,6 +1,6 @@
 /* Operation table of the NEON path (aarch64, where Advanced SIMD is part of
  * the baseline: no target attribute, no run-time check). Names:
- * roipool_neon_<type>_<op>; the ops are described in roi_max.inc.h.
+ * roipool_neon_<type>_<op>; the ops are listed in ops.h.
  *
  * max(v, b) must be exactly "v > b ? v : b". FMAXNM (vmaxnmq) is not: it
  * returns +0.0 for a -0.0/+0.0 tie whatever the order (the first maximum
@@ -131,7 +131,7 @@ ROIPOOL_NEON_TRANSPOSE(32, 4)
 ROIPOOL_NEON_TRANSPOSE(16, 8)
 #undef ROIPOOL_NEON_TRANSPOSE
 
-/* ---- backward (backward.inc.h; ops as in ops_base.h) ----
+/* ---- backward (backward.inc.h; round1, store_ct as in ops.h) ----
  * FCVT's round trip rounds like roipool_round_half and keeps the quiet NaNs
  * of the sums (FPCR.DN clear, as on Linux); FCVTN stores a quiet NaN as
  * from_ct does. */

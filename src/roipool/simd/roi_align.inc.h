@@ -1,8 +1,7 @@
 /* The RoIAlign kernels, written once as plain C (docs/semantics.md,
- * RoIAlign). kernels.h includes this file (through roi_max_types.inc.h)
- * once per (instruction set, element type) with the macros roi_max.inc.h
- * takes (ROIPOOL_ISA, ROIPOOL_TYPE, ROIPOOL_ISA_ATTR, ROIPOOL_VECTORS,
- * ROIPOOL_NARROWER), and it defines roipool_align_fwd_<type>_<isa> and roipool_align_bwd_<type>_<isa>.
+ * RoIAlign). kernels.h includes this file (through isa_kernels.inc.h) once
+ * per (instruction set, element type), with the parameters of template.h,
+ * and it defines roipool_align_fwd_<type>_<isa> and roipool_align_bwd_<type>_<isa>.
  *
  * A ROI comes as its sample table (ops_align.h: per bin, per_bin samples
  * in torchvision's (iy, ix) order, each 4 pixel indices and 4 weights),
@@ -20,28 +19,14 @@
  *         grad[pos_i] += (g * w_i) / count, in the table's order
  * The vector op max(v, b) is "v > b ? v : b", so std::max(a, b) is
  * max(b, a). */
-#define RP_TYPE_(suffix) ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), suffix)
-#define RP_T RP_TYPE_(_t)
-#define RP_CT RP_TYPE_(_ct)
-#define RP_SAMPLE RP_TYPE_(_sample_t)
-#define RP_TO_CT RP_TYPE_(_to_ct)
-#define RP_FROM_CT RP_TYPE_(_from_ct)
-#define RP_RS RP_TYPE_(_round_ct)
-#define RP_RS_OUT RP_TYPE_(_round_out_ct)
-#define RP_SUFFIX ROIPOOL_CAT(ROIPOOL_CAT(_, ROIPOOL_TYPE), ROIPOOL_CAT(_, ROIPOOL_ISA))
-#define RP_FN(name) ROIPOOL_CAT(roipool_##name, RP_SUFFIX)
-#define RP_ISA_OPS_(type) ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_ISA), ROIPOOL_CAT(_, type))
-#define RP_V(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_CAT(ROIPOOL_LANES_, ROIPOOL_TYPE)), _##op)
-#define RP_IO(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_TYPE), _##op)
+#define RP_SAMPLE RP_TY(_sample_t)
+#define RP_RS RP_TY(_round_ct)
+#define RP_RS_OUT RP_TY(_round_out_ct)
 #define RP_R(v) RP_IO(round)(v)
-#ifdef ROIPOOL_NARROWER
-#define RP_NARROWER(name) ROIPOOL_CAT(ROIPOOL_CAT(roipool_##name##_, ROIPOOL_TYPE), \
-                                      ROIPOOL_CAT(_, ROIPOOL_NARROWER))
-#endif
 
-#if ROIPOOL_VECTORS
+#if RP_VECTORS
 /* Bins [0, nbins) of one ROI, channels [c, c + nv * L) of the block. */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(align_fwd_group)(
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(align_fwd_group)(
     const RP_T *ROIPOOL_RESTRICT base, ptrdiff_t cs, const RP_SAMPLE *smp, ptrdiff_t per_bin,
     ptrdiff_t nbins, RP_CT count, RP_CT rcount, const int max_mode, RP_T *ROIPOOL_RESTRICT res,
     ptrdiff_t nc, ptrdiff_t c, const int nv)
@@ -84,7 +69,7 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(align_fwd_group)(
 
 /* Channels [c, ...) by 4, 2 and 1 vectors, for a constant mode; returns
  * the channels done. */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE ptrdiff_t RP_FN(align_fwd_groups)(
+RP_ATTR static ROIPOOL_ALWAYS_INLINE ptrdiff_t RP_FN(align_fwd_groups)(
     const RP_T *base, ptrdiff_t cs, ptrdiff_t nc, ptrdiff_t c, const RP_SAMPLE *smp,
     ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, RP_CT rcount, const int max_mode, RP_T *res)
 {
@@ -104,7 +89,7 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE ptrdiff_t RP_FN(align_fwd_groups)(
 /* Bins [0, nbins) of one ROI into res[k * nc + c] (storage type), channels
  * [c0, nc) of the block at base (pixel p of channel j at base[p * cs + j]).
  * rcount: as for align_bwd below (the divide was most of a small bin). */
-ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
+RP_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
     const void *base_, ptrdiff_t cs, ptrdiff_t nc, ptrdiff_t c0, const void *table,
     ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, RP_CT rcount, int max_mode,
     RP_T *ROIPOOL_RESTRICT res)
@@ -112,15 +97,15 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
     const RP_T *base = (const RP_T *)base_;
     const RP_SAMPLE *smp = (const RP_SAMPLE *)table;
     ptrdiff_t c = c0;
-#if ROIPOOL_VECTORS
+#if RP_VECTORS
     if (max_mode)
         c = RP_FN(align_fwd_groups)(base, cs, nc, c, smp, per_bin, nbins, count, rcount, 1, res);
     else
         c = RP_FN(align_fwd_groups)(base, cs, nc, c, smp, per_bin, nbins, count, rcount, 0, res);
 #endif
-#ifdef ROIPOOL_NARROWER
+#ifdef RP_NARROWER
     if (c < nc)
-        RP_NARROWER(align_fwd)(base_, cs, nc, c, table, per_bin, nbins, count, rcount, max_mode,
+        RP_FN_OF(align_fwd, RP_NARROWER)(base_, cs, nc, c, table, per_bin, nbins, count, rcount, max_mode,
                                res);
 #else
     for (; c < nc; ++c) {
@@ -130,10 +115,10 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
         for (k = 0; k < nbins; ++k) {
             RP_CT acc = 0;
             for (s = 0; s < per_bin; ++s, ++sp) {
-                const RP_CT t1 = RP_RS(sp->w[0] * RP_TO_CT(b[sp->pos[0] * cs]));
-                const RP_CT t2 = RP_RS(sp->w[1] * RP_TO_CT(b[sp->pos[1] * cs]));
-                const RP_CT t3 = RP_RS(sp->w[2] * RP_TO_CT(b[sp->pos[2] * cs]));
-                const RP_CT t4 = RP_RS(sp->w[3] * RP_TO_CT(b[sp->pos[3] * cs]));
+                const RP_CT t1 = RP_RS(sp->w[0] * RP_TY(_to_ct)(b[sp->pos[0] * cs]));
+                const RP_CT t2 = RP_RS(sp->w[1] * RP_TY(_to_ct)(b[sp->pos[1] * cs]));
+                const RP_CT t3 = RP_RS(sp->w[2] * RP_TY(_to_ct)(b[sp->pos[2] * cs]));
+                const RP_CT t4 = RP_RS(sp->w[3] * RP_TY(_to_ct)(b[sp->pos[3] * cs]));
                 if (max_mode) {
                     RP_CT m = t1 < t2 ? t2 : t1;
                     m = m < t3 ? t3 : m;
@@ -143,7 +128,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
                     acc = RP_RS(acc + RP_RS(RP_RS(RP_RS(t1 + t2) + t3) + t4));
                 }
             }
-            res[k * nc + c] = RP_FROM_CT(RP_RS_OUT(max_mode ? acc : RP_RS(acc / count)));
+            res[k * nc + c] = RP_TY(_from_ct)(RP_RS_OUT(max_mode ? acc : RP_RS(acc / count)));
             (void)rcount;
         }
     }
@@ -154,14 +139,14 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
  * compute type): g holds its grad_out as g[k * nc + j], channels [c0, nc).
  * rcount is 1 / count when that is exact (count a power of two), else 0:
  * then x / count and x * rcount are the same rounding of the same value. */
-ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_bwd)(
+RP_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_bwd)(
     RP_CT *ROIPOOL_RESTRICT acc, ptrdiff_t nc, ptrdiff_t c0, const RP_CT *ROIPOOL_RESTRICT g,
     const void *table, ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, RP_CT rcount)
 {
     const RP_SAMPLE *smp = (const RP_SAMPLE *)table;
     ptrdiff_t c = c0, k, s;
     int i;
-#if ROIPOOL_VECTORS
+#if RP_VECTORS
     enum { L = RP_V(lanes) };
     const RP_V(vt) vcount = RP_V(set1)(count), vr = RP_V(set1)(rcount);
     if (c + L <= nc) {
@@ -184,9 +169,9 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_bwd)(
         c += (nc - c) / L * L;
     }
 #endif
-#ifdef ROIPOOL_NARROWER
+#ifdef RP_NARROWER
     if (c < nc)
-        RP_NARROWER(align_bwd)(acc, nc, c, g, table, per_bin, nbins, count, rcount);
+        RP_FN_OF(align_bwd, RP_NARROWER)(acc, nc, c, g, table, per_bin, nbins, count, rcount);
 #else
     for (; c < nc; ++c) {
         const RP_SAMPLE *sp = smp;
@@ -203,20 +188,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_bwd)(
 #endif
 }
 
-#undef RP_TYPE_
-#undef RP_T
-#undef RP_CT
 #undef RP_SAMPLE
-#undef RP_TO_CT
-#undef RP_FROM_CT
 #undef RP_RS
 #undef RP_RS_OUT
-#undef RP_SUFFIX
-#undef RP_FN
-#undef RP_ISA_OPS_
-#undef RP_V
-#undef RP_IO
 #undef RP_R
-#ifdef RP_NARROWER
-#undef RP_NARROWER
-#endif

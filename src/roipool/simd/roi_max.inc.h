@@ -1,53 +1,19 @@
-/* The ROI max kernel, written once as plain C.
- *
- * kernels.h includes this file once per (instruction set, element type),
- * after defining
- *   ROIPOOL_ISA       base, avx2 or avx512: selects the operation table
- *                     roipool_<isa>_<type>_<op> of ops_<isa>.h
- *   ROIPOOL_TYPE      f32, f64, f16 or bf16: storage roipool_<type>_t,
- *                     compute roipool_<type>_ct, argmax lanes
- *                     roipool_<type>_idx_t (common.h)
- *   ROIPOOL_ISA_ATTR  the functions' target attribute (empty for base)
- *   ROIPOOL_VECTORS   1 when the ISA has an operation table (0: scalar only)
- *   ROIPOOL_NARROWER  optional: the ISA whose bin max takes the channels left
- *                     when fewer than one vector remain (else a scalar loop)
- * and defines roipool_bin_max_<type>_<isa> and roipool_roi_max_<type>_<isa>.
- *
- * The operations of a table, on vectors of `lanes` channels (a half type
- * uses its own load/store and the float table, ROIPOOL_LANES_<type>, for
- * the rest):
- *   vt, it, mt, kt   types: values, argmax lanes, compare mask, index counter
- *   load, store      unaligned load/store of `lanes` storage elements,
- *                    converted in registers; istore: argmax lanes
- *   set1, kset1      broadcast a value / an index; kinc: index + 1
- *   kcast            counter -> argmax lanes
- *   gt(a, b)         a > b, ordered (false when either is NaN)
- *   max(v, b)        exactly "v > b ? v : b"
- *   sel(i, k, m)     m ? k : i per lane
+/* The ROI max kernel, written once as plain C in the names of template.h
+ * (RP_FN, RP_V, ...). kernels.h includes it once per (instruction set,
+ * element type); it defines roipool_bin_max_<type>_<isa> and
+ * roipool_roi_max_<type>_<isa>, using the ops of ops.h.
  *
  * Every path computes the same max with the same strict ">": the first
  * maximum in row-major order wins and NaN never wins, so all paths give
  * bit-identical results.
  */
-#define RP_TYPE_(suffix) ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_TYPE), suffix)
-#define RP_T RP_TYPE_(_t)
-#define RP_CT RP_TYPE_(_ct)
-#define RP_IDX RP_TYPE_(_idx_t)
-#define RP_TO_CT RP_TYPE_(_to_ct)
-#define RP_FROM_CT RP_TYPE_(_from_ct)
-#define RP_SUFFIX ROIPOOL_CAT(ROIPOOL_CAT(_, ROIPOOL_TYPE), ROIPOOL_CAT(_, ROIPOOL_ISA))
-#define RP_FN(name) ROIPOOL_CAT(roipool_##name, RP_SUFFIX)
-#define RP_ISA_OPS_(type) ROIPOOL_CAT(ROIPOOL_CAT(roipool_, ROIPOOL_ISA), ROIPOOL_CAT(_, type))
-#define RP_V(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_CAT(ROIPOOL_LANES_, ROIPOOL_TYPE)), _##op)
-#define RP_IO(op) ROIPOOL_CAT(RP_ISA_OPS_(ROIPOOL_TYPE), _##op)
-
-#if ROIPOOL_VECTORS
+#if RP_VECTORS
 /* One step of a running max over one vector of channels; the argmax lanes
  * only when the caller wants them (a constant: without, the step is one max
  * and the index counter is dead code). */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(step)(RP_V(vt) v, RP_V(it) k,
-                                                               RP_V(vt) *best, RP_V(it) *arg,
-                                                               const int with_idx)
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(step)(RP_V(vt) v, RP_V(it) k,
+                                                      RP_V(vt) *best, RP_V(it) *arg,
+                                                      const int with_idx)
 {
     if (with_idx) {
         const RP_V(mt) m = RP_V(gt)(v, *best);
@@ -60,10 +26,10 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(step)(RP_V(vt) v, RP_V(
 
 /* Values to best[c:]; argmax lanes to idx_out[c:] when they are int32, to
  * the value-width scratch idx[c:] otherwise (narrowed by the caller). */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(it) i,
-                                                               ptrdiff_t c, RP_T *best,
-                                                               int32_t *idx_out, RP_IDX *idx,
-                                                               const int with_idx)
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(it) i,
+                                                      ptrdiff_t c, RP_T *best,
+                                                      int32_t *idx_out, RP_IDX *idx,
+                                                      const int with_idx)
 {
     RP_IO(store)(best + c, b);
     if (!with_idx)
@@ -72,6 +38,41 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
         RP_V(istore)(idx_out + c, i);
     else
         RP_V(istore)(idx + c, i);
+}
+
+/* Channels [c, c + nv * L) of one bin, nv (4, 2 or 1, a constant) vectors
+ * of running maxima in registers for the whole bin; vinit, vnone: init and
+ * -1 broadcast. */
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_vectors)(
+    const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
+    ptrdiff_t we, RP_V(vt) vinit, RP_V(it) vnone, RP_T *ROIPOOL_RESTRICT best,
+    int32_t *ROIPOOL_RESTRICT idx_out, RP_IDX *ROIPOOL_RESTRICT idx, const int with_idx,
+    const int nv)
+{
+    enum { L = RP_V(lanes) };
+    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+    RP_V(vt) b0 = vinit, b1 = vinit, b2 = vinit, b3 = vinit;
+    RP_V(it) i0 = vnone, i1 = vnone, i2 = vnone, i3 = vnone;
+    ptrdiff_t h, w;
+    for (h = hs; h < he; ++h) {
+        RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * blk.W + ws));
+        for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
+            const RP_T *p = base + h * blk.row_stride + w * blk.col_stride + c;
+            const RP_V(it) k = RP_V(kcast)(kv);
+            RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
+            if (nv >= 2) RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
+            if (nv == 4) {
+                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2, with_idx);
+                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3, with_idx);
+            }
+        }
+    }
+    RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
+    if (nv >= 2) RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
+    if (nv == 4) {
+        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx, with_idx);
+        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx, with_idx);
+    }
 }
 #endif
 
@@ -84,16 +85,13 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(save)(RP_V(vt) b, RP_V(
  * storage type. idx: scratch of
  * the value width, one lane per channel. The block comes by value: its
  * fields stay in registers across the stores to best and idx_out. */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
     ptrdiff_t we, RP_CT init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
     RP_IDX *ROIPOOL_RESTRICT idx, const int with_idx)
 {
-    const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
-    const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride;
-    const ptrdiff_t W = blk.W, nc = blk.channels;
-    ptrdiff_t h, w;
-#if ROIPOOL_VECTORS
+    const ptrdiff_t nc = blk.channels;
+#if RP_VECTORS
     enum { L = RP_V(lanes) };
     const ptrdiff_t c_first = c;
     const RP_V(vt) vinit = RP_V(set1)(init);
@@ -101,79 +99,47 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(bin_max_body)(
     ptrdiff_t j;
     /* Four vectors of channels at a time stay in registers for the whole
      * bin, then two (two chains beat one), then one at a time. */
-    for (; c + 4 * L <= nc; c += 4 * L) {
-        RP_V(vt) b0 = vinit, b1 = vinit, b2 = vinit, b3 = vinit;
-        RP_V(it) i0 = vnone, i1 = vnone, i2 = vnone, i3 = vnone;
-        for (h = hs; h < he; ++h) {
-            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
-            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
-                const RP_T *p = base + h * row_stride + w * col_stride + c;
-                const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
-                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
-                RP_FN(step)(RP_IO(load)(p + 2 * L), k, &b2, &i2, with_idx);
-                RP_FN(step)(RP_IO(load)(p + 3 * L), k, &b3, &i3, with_idx);
-            }
-        }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
-        RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
-        RP_FN(save)(b2, i2, c + 2 * L, best, idx_out, idx, with_idx);
-        RP_FN(save)(b3, i3, c + 3 * L, best, idx_out, idx, with_idx);
-    }
+    for (; c + 4 * L <= nc; c += 4 * L)
+        RP_FN(bin_max_vectors)(blk, c, hs, he, ws, we, vinit, vnone, best, idx_out, idx,
+                               with_idx, 4);
     if (c + 2 * L <= nc) {
-        RP_V(vt) b0 = vinit, b1 = vinit;
-        RP_V(it) i0 = vnone, i1 = vnone;
-        for (h = hs; h < he; ++h) {
-            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
-            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
-                const RP_T *p = base + h * row_stride + w * col_stride + c;
-                const RP_V(it) k = RP_V(kcast)(kv);
-                RP_FN(step)(RP_IO(load)(p), k, &b0, &i0, with_idx);
-                RP_FN(step)(RP_IO(load)(p + L), k, &b1, &i1, with_idx);
-            }
-        }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
-        RP_FN(save)(b1, i1, c + L, best, idx_out, idx, with_idx);
+        RP_FN(bin_max_vectors)(blk, c, hs, he, ws, we, vinit, vnone, best, idx_out, idx,
+                               with_idx, 2);
         c += 2 * L;
     }
-    for (; c + L <= nc; c += L) {
-        RP_V(vt) b0 = vinit;
-        RP_V(it) i0 = vnone;
-        for (h = hs; h < he; ++h) {
-            RP_V(kt) kv = RP_V(kset1)((RP_IDX)(h * W + ws));
-            for (w = ws; w < we; ++w, kv = RP_V(kinc)(kv)) {
-                const RP_T *p = base + h * row_stride + w * col_stride + c;
-                RP_FN(step)(RP_IO(load)(p), RP_V(kcast)(kv), &b0, &i0, with_idx);
-            }
-        }
-        RP_FN(save)(b0, i0, c, best, idx_out, idx, with_idx);
-    }
+    for (; c + L <= nc; c += L)
+        RP_FN(bin_max_vectors)(blk, c, hs, he, ws, we, vinit, vnone, best, idx_out, idx,
+                               with_idx, 1);
     if (with_idx && sizeof(RP_IDX) != sizeof(int32_t))
         for (j = c_first; j < c; ++j) idx_out[j] = (int32_t)idx[j];
 #endif
-#ifdef ROIPOOL_NARROWER
+#ifdef RP_NARROWER
     /* fewer than one vector of channels left (a small C or block): the next
      * narrower path, not scalar code */
     if (c < nc)
-        ROIPOOL_CAT(ROIPOOL_CAT(roipool_bin_max_, ROIPOOL_TYPE), ROIPOOL_CAT(_, ROIPOOL_NARROWER))(
-            blk, c, hs, he, ws, we, init, best, idx_out, idx);
+        RP_FN_OF(bin_max, RP_NARROWER)(blk, c, hs, he, ws, we, init, best, idx_out, idx);
 #else
-    for (; c < nc; ++c) {
-        RP_CT b = init;
-        RP_IDX i = -1;
-        for (h = hs; h < he; ++h)
-            for (w = ws; w < we; ++w) {
-                const RP_CT v = RP_TO_CT(base[h * row_stride + w * col_stride + c]);
-                if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
-            }
-        best[c] = RP_FROM_CT(b);
-        if (with_idx) idx_out[c] = (int32_t)i;
+    {
+        const RP_T *ROIPOOL_RESTRICT base = (const RP_T *)blk.base;
+        const ptrdiff_t row_stride = blk.row_stride, col_stride = blk.col_stride, W = blk.W;
+        ptrdiff_t h, w;
+        for (; c < nc; ++c) {
+            RP_CT b = init;
+            RP_IDX i = -1;
+            for (h = hs; h < he; ++h)
+                for (w = ws; w < we; ++w) {
+                    const RP_CT v = RP_TY(_to_ct)(base[h * row_stride + w * col_stride + c]);
+                    if (v > b) { b = v; i = (RP_IDX)(h * W + w); }
+                }
+            best[c] = RP_TY(_from_ct)(b);
+            if (with_idx) idx_out[c] = (int32_t)i;
+        }
     }
     (void)idx;
 #endif
 }
 
-ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
+RP_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
     const roipool_block_t blk, ptrdiff_t c, ptrdiff_t hs, ptrdiff_t he, ptrdiff_t ws,
     ptrdiff_t we, RP_CT init, RP_T *ROIPOOL_RESTRICT best, int32_t *ROIPOOL_RESTRICT idx_out,
     RP_IDX *ROIPOOL_RESTRICT idx)
@@ -184,10 +150,10 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(bin_max)(
         RP_FN(bin_max_body)(blk, c, hs, he, ws, we, init, best, NULL, idx, 0);
 }
 
-#if ROIPOOL_VECTORS
+#if RP_VECTORS
 /* v[q] = max(channels [q * L, (q + 1) * L) of the pixel at p, v[q]), q < nv */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(pixel_max)(const RP_T *p, RP_V(vt) *v,
-                                                                    const int nv)
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(pixel_max)(const RP_T *p, RP_V(vt) *v,
+                                                           const int nv)
 {
     int q;
     for (q = 0; q < nv; ++q) v[q] = RP_V(max)(RP_IO(load)(p + q * RP_V(lanes)), v[q]);
@@ -197,7 +163,7 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(pixel_max)(const RP_T *
  * (see roi_max below), channels [c, c + nv * L), the bin loop inlined.
  * Detector bins cover ~6 pixels, so what a bin cost beyond its loads (a
  * call, the channel-count checks, the k / PW split) was most of the kernel. */
-ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(roi_values_group)(
+RP_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(roi_values_group)(
     const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
     ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res, ptrdiff_t c,
     const int nv)
@@ -248,7 +214,7 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(roi_values_group)(
  * (32-channel blocks); returns the channels done, bin_max takes the rest.
  * Not inlined: the caller's live values (block, init) made GCC spill one
  * of AVX2's eight running maxima to the stack in the pixel loop. */
-ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t RP_FN(roi_values)(
+RP_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t RP_FN(roi_values)(
     const roipool_block_t blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
     ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res)
 {
@@ -269,7 +235,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS __attribute__((noinline)) static ptrdiff_t 
  * ws[PW], we[PW]; bin k goes to res[(k - k0) * channels ...] and ires
  * likewise (ires NULL: values only). One call per ROI instead of one indirect call per bin: most bins
  * of a detector cover a few pixels, where the call cost more than the max. */
-ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
+RP_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
     const roipool_block_t *blk, const ptrdiff_t *bounds, ptrdiff_t PH, ptrdiff_t PW,
     ptrdiff_t k0, ptrdiff_t k1, RP_CT init, RP_T *ROIPOOL_RESTRICT res,
     int32_t *ROIPOOL_RESTRICT ires, RP_IDX *ROIPOOL_RESTRICT idx)
@@ -277,7 +243,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
     const roipool_block_t b = *blk;
     const ptrdiff_t nc = b.channels;
     ptrdiff_t k, j, c0 = 0;
-#if ROIPOOL_VECTORS
+#if RP_VECTORS
     if (ires == NULL)
         c0 = RP_FN(roi_values)(b, bounds, PH, PW, k0, k1, init, res);
     if (c0 == nc)
@@ -290,7 +256,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
         RP_T *best = res + (k - k0) * nc;
         int32_t *bin_idx = ires == NULL ? NULL : ires + (k - k0) * nc;
         if (he <= hs || we <= ws) { /* empty bin: 0, argmax -1 */
-            for (j = c0; j < nc; ++j) best[j] = RP_FROM_CT(0);
+            for (j = c0; j < nc; ++j) best[j] = RP_TY(_from_ct)(0);
             if (bin_idx != NULL)
                 for (j = 0; j < nc; ++j) bin_idx[j] = -1;
         } else {
@@ -298,15 +264,3 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(roi_max)(
         }
     }
 }
-
-#undef RP_TYPE_
-#undef RP_T
-#undef RP_CT
-#undef RP_IDX
-#undef RP_TO_CT
-#undef RP_FROM_CT
-#undef RP_SUFFIX
-#undef RP_FN
-#undef RP_V
-#undef RP_IO
-#undef RP_ISA_OPS_
