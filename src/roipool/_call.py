@@ -88,3 +88,28 @@ def forward_results(call, status):
         argmax[...] = k_arg
         k_arg = argmax
     return out, k_arg
+
+
+def backward_buffers(out, shape, kernel_dtype, rois_c, direct):
+    """A backward's kernel buffers: (k_out, the batch size and rows the
+    kernel takes, the gradient it writes). The kernel writes out= itself when
+    `direct` (the caller's buffer as the kernel wants it), else a new array;
+    a huge batch of empty images is compacted to the images the rows use."""
+    k_out = out if out is not None and direct else a.new_output(shape, kernel_dtype, "out")
+    compact = a.compact_batch(shape, None, rois_c)
+    if compact is None:
+        return k_out, shape[0], rois_c, k_out
+    k_n, k_rois = compact  # empty images: only the ROI checks run
+    return k_out, k_n, k_rois, a.new_output((k_n,) + tuple(shape[1:]), kernel_dtype, "out")
+
+
+def backward_result(out, k_out, storage):
+    """The gradient a backward returns: out= filled, or k_out in the storage
+    dtype."""
+    if out is not None:
+        if k_out is not out:
+            out[...] = k_out
+        return out
+    if k_out.dtype != storage:
+        return a.in_storage_dtype(k_out, storage)
+    return k_out

@@ -134,29 +134,17 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     # on error. (The copy is of grad's size, far less than the pass over
     # argmax it saves when R * PH * PW exceeds N * H * W.)
     kernel_dtype = a.kernel_dtype(storage)
-    if out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned \
-            and am_checked:
-        k_out = out
-    else:
-        k_out = a.new_output(shape, kernel_dtype, "out")
+    direct = out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned \
+        and am_checked
+    k_out, k_n, k_rois, k_grad_data = _call.backward_buffers(out, shape, kernel_dtype, rois_c,
+                                                             direct)
     k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
-    k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
-    compact = a.compact_batch(shape, None, rois_c)
-    if compact is not None:  # empty images, a huge batch: only the ROI checks run
-        k_n, k_rois = compact
-        k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
     status = _roi_pool.backward(k_grad, k_rois, am, k_grad_data, rmode, n_threads)
     if status == Status.BAD_ARGMAX:
         v.check_argmax_range(am, shape[2] * shape[3], n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, shape[0], storage)
-    if out is not None:
-        if k_out is not out:
-            out[...] = k_out
-        return out
-    if k_out.dtype != storage:
-        return a.in_storage_dtype(k_out, storage)
-    return k_out
+    return _call.backward_result(out, k_out, storage)
 
 
 def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned=False, out=None,
@@ -260,24 +248,12 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
         out_cl = v.check_buffer(out, "out", shape, storage,
                                 (("grad_out", grad_out), ("rois", rois)))
     kernel_dtype = a.kernel_dtype(storage)
-    if out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned:
-        k_out = out
-    else:
-        k_out = a.new_output(shape, kernel_dtype, "out")
+    direct = out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned
+    k_out, k_n, k_rois, k_grad_data = _call.backward_buffers(out, shape, kernel_dtype, rois_c,
+                                                             direct)
     k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
-    k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
-    compact = a.compact_batch(shape, None, rois_c)
-    if compact is not None:  # empty images, a huge batch: only the ROI checks run
-        k_n, k_rois = compact
-        k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
     status = _roi_pool.align_backward(k_grad, k_rois, scale, aligned, sr, rmode, k_n, shape[2],
                                       shape[3], k_grad_data, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, shape[0], storage)
-    if out is not None:
-        if k_out is not out:
-            out[...] = k_out
-        return out
-    if k_out.dtype != storage:
-        return a.in_storage_dtype(k_out, storage)
-    return k_out
+    return _call.backward_result(out, k_out, storage)
