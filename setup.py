@@ -127,8 +127,8 @@ def extensions():
     ext = Extension(
         "roipool._roi_pool",
         sources=["src/roipool/_roi_pool.pyx"],
-        depends=sorted(glob.glob("src/roipool/simd/*.h") + glob.glob("src/roipool/*.pxi")
-                       + glob.glob("src/roipool/*.pxd")),
+        depends=sorted(glob.glob("src/roipool/simd/*.h") + glob.glob("src/roipool/*.pxd")
+                       + glob.glob("src/roipool/*.pxi")),
         include_dirs=["src/roipool", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

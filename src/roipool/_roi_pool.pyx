@@ -32,7 +32,6 @@ from roipool._simd cimport (roipool_block_t, roipool_f32_sample_t, roipool_f64_s
                             roipool_round_half, roipool_set_isa, roipool_store_fence,
                             roipool_transpose64, ROIPOOL_ISA_COUNT)
 
-
 include "_plan.pxi"
 
 cdef extern from "float.h":

@@ -119,7 +119,16 @@ def check_scale(spatial_scale, compat, storage, rmode):
     if not (math.isfinite(s) and s > 0):
         raise ValueError(f"spatial_scale must be a finite number > 0, got {spatial_scale!r}")
     if compat == "torchvision":
-        return s, s
+        # torchvision's CPU kernel holds the scale as a T (the data's dtype)
+        # and multiplies in T: for float64 the double product of the scale as
+        # given, for the other dtypes MXNet's rule with the scale rounded to T
+        # (exact through float32).
+        if storage == FLOAT64:
+            return s, s
+        if s >= _F32_OVERFLOW:
+            raise ValueError(f"spatial_scale={s!r} overflows the data's dtype {storage}")
+        with np.errstate(over="ignore"):  # above 65504 it is inf in float16: rows then fail
+            return float(np.float64(s).astype(storage)), s
     if s >= _F32_OVERFLOW:
         raise ValueError(f"spatial_scale={s!r} overflows float32, which MXNet stores it in")
     st = np.float32(s)
@@ -148,7 +157,7 @@ def check_rule(compat, pooled_size, spatial_scale, storage, rmode):
             hit = _rules.get(key)
             if hit is not None:
                 return hit
-    torchvision = check_compat(compat)
+    torchvision = check_compat(compat, storage)
     ph, pw = check_pooled_size(pooled_size)
     scale_t, scale_d = check_scale(spatial_scale, compat, storage, rmode)
     rule = _roi_pool.Rule(scale_t, scale_d, torchvision, rmode, ph, pw)
@@ -157,10 +166,12 @@ def check_rule(compat, pooled_size, spatial_scale, storage, rmode):
     return rule
 
 
-def check_compat(compat):
+def check_compat(compat, storage):
+    """Whether the kernel multiplies in double by the scale as given: what
+    compat="torchvision" means for float64 data (check_scale has the rest)."""
     if compat not in _COMPAT:
         raise ValueError(f"compat must be one of {_COMPAT}, got {compat!r}")
-    return compat == "torchvision"
+    return compat == "torchvision" and storage == FLOAT64
 
 
 def check_buffer(buf, name, shape, dtype, avoid):
@@ -312,7 +323,9 @@ def check_align_scale(spatial_scale, compat, storage, rmode):
     compat="torchvision" (the kernel casts it to the compute type), else
     rounded to float32 (ONNX Runtime's and MXNet's attribute)."""
     tv = compat == "torchvision"
-    s = check_scale(spatial_scale, "torchvision" if tv else "mxnet", None, RMODE_NONE)[0]
+    # the scale as given (the float64 rule), or through float32
+    s = check_scale(spatial_scale, compat, FLOAT64, RMODE_NONE)[0] if tv else \
+        check_scale(spatial_scale, "mxnet", None, RMODE_NONE)[0]
     if storage.itemsize < 8:  # carried in float32, float16 through float32
         with np.errstate(over="ignore"):
             carried = np.float32(s)
