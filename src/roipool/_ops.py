@@ -263,6 +263,28 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
         OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
         threadpoolctl limits.
 
+    Returns
+    -------
+    out : ndarray [R, C, PH, PW]
+        The pooled values, in data's dtype (native byte order); a bin without
+        samples gives 0. The ``out=`` buffer when one was given.
+
+    Raises
+    ------
+    TypeError
+        A dtype that is not accepted (data not float32/float64/float16/
+        bfloat16, rois not real numbers).
+    ValueError
+        Any other bad argument, named in the message (for rois, the first bad
+        row), checked in the order of ``docs/semantics.md`` ("RoIAlign, bad
+        input and degenerate boxes") before anything is written.
+    MemoryError
+        An output or sample table that cannot be allocated.
+
+    See Also
+    --------
+    roi_align_backward : the gradient with respect to data.
+
     Examples
     --------
     >>> import numpy as np, roipool
@@ -302,6 +324,23 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
     spatial_scale, sampling_ratio, aligned, compat : as for :func:`roi_align`
     out : ndarray of data_shape and grad_out's dtype, optional; filled and returned
     num_threads : int, optional
+
+    Returns
+    -------
+    grad : ndarray of data_shape
+        The gradient with respect to data, in grad_out's dtype (native byte
+        order). The ``out=`` buffer when one was given.
+
+    Raises
+    ------
+    TypeError
+        grad_out not a float array, rois not real numbers.
+    ValueError
+        Any other bad argument, named in the message (for rois, the first bad
+        row), checked in the order of ``docs/semantics.md`` ("RoIAlign, bad
+        input and degenerate boxes") before anything is written.
+    MemoryError
+        An output or sample table that cannot be allocated.
 
     Examples
     --------
