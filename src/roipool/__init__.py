@@ -1,4 +1,5 @@
-"""roipool: exact, parallel ROI max pooling (MXNet ``roi_pooling``) on CPUs.
+"""roipool: exact, parallel ROI pooling on CPUs: MXNet's ``roi_pooling`` (max) and
+torchvision's ``roi_align``.
 
 >>> import numpy as np, roipool
 >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
@@ -9,7 +10,7 @@ array([[ 7.,  9.],
 import os as _os
 
 from roipool._version import __version__
-from roipool._ops import roi_pooling, roi_pooling_backward
+from roipool._ops import roi_align, roi_align_backward, roi_pooling, roi_pooling_backward
 from roipool import _roi_pool
 from roipool._roi_pool import openmp_enabled
 from roipool._outcache import empty_cache
@@ -28,6 +29,8 @@ __all__ = [
     "__version__",
     "roi_pooling",
     "roi_pooling_backward",
+    "roi_align",
+    "roi_align_backward",
     "openmp_enabled",
     "show_config",
     "get_isa",

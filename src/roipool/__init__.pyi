@@ -9,6 +9,8 @@ __all__ = [
     "__version__",
     "roi_pooling",
     "roi_pooling_backward",
+    "roi_align",
+    "roi_align_backward",
     "openmp_enabled",
     "show_config",
     "get_isa",
@@ -19,6 +21,7 @@ __all__ = [
 
 _Isa = Literal["baseline", "avx2", "avx512"]
 _Compat = Literal["mxnet", "torchvision"]
+_AlignCompat = Literal["torchvision", "onnxruntime", "mxnet"]
 # an int k means (k, k)
 _PooledSize = int | np.integer[Any] | Sequence[int | np.integer[Any]]
 # a 0-d array is accepted too
@@ -73,6 +76,31 @@ def roi_pooling_backward(
     data_shape: Sequence[int | np.integer[Any]],
     out: NDArray[Any] | None = None,
     *,
+    num_threads: int | None = None,
+) -> NDArray[Any]: ...
+def roi_align(
+    data: ArrayLike,
+    rois: ArrayLike,
+    pooled_size: _PooledSize,
+    spatial_scale: _Scale,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
+    out: NDArray[Any] | None = None,
+    *,
+    mode: Literal["avg", "max"] = "avg",
+    compat: _AlignCompat = "torchvision",
+    num_threads: int | None = None,
+) -> NDArray[Any]: ...
+def roi_align_backward(
+    grad_out: ArrayLike,
+    rois: ArrayLike,
+    data_shape: Sequence[int | np.integer[Any]],
+    spatial_scale: _Scale,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
+    out: NDArray[Any] | None = None,
+    *,
+    compat: _AlignCompat = "torchvision",
     num_threads: int | None = None,
 ) -> NDArray[Any]: ...
 def openmp_enabled() -> bool: ...

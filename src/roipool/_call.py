@@ -21,15 +21,21 @@ class ForwardCall(_roi_pool.Call):
     __slots__ = ("storage", "checked_rois", "batch", "user_out", "user_argmax", "out_cl")
 
 
-def forward_call(data, rois, rule_of, num_threads, out=None, argmax=None, want_argmax=False):
+def forward_call(data, rois, rule_of, num_threads, out=None, argmax=None, want_argmax=False,
+                 rows_rmode=None, native=False):
     """The ForwardCall of an operator's call. rule_of(storage, rmode) checks
     the operator's own arguments and returns its _roi_pool.Rule; argmax= and
-    want_argmax are for operators with an argmax output."""
+    want_argmax are for operators with an argmax output. rows_rmode(rmode):
+    the rounding rois go through on their way to the compute type (default:
+    the data's); native: results in native byte order."""
     data, compute, rmode = v.check_data(data)
     storage = a.storage_dtype(data, rmode)
+    if native:
+        storage = a.kernel_dtype(storage)
     rule = rule_of(storage, rmode)
     n_threads = v.check_num_threads(num_threads)
-    rois_c = v.check_rois(rois, compute, rmode, storage)
+    rois_c = v.check_rois(rois, compute, rmode if rows_rmode is None else rows_rmode(rmode),
+                          storage)
     shape = (rois_c.shape[0], data.shape[1]) + rule.pooled
     avoid = (("data", data), ("rois", rois))
     # The output follows the input's memory format unless out= says otherwise.
@@ -82,3 +88,28 @@ def forward_results(call, status):
         argmax[...] = k_arg
         k_arg = argmax
     return out, k_arg
+
+
+def backward_buffers(out, shape, kernel_dtype, rois_c, direct):
+    """A backward's kernel buffers: (k_out, the batch size and rows the
+    kernel takes, the gradient it writes). The kernel writes out= itself when
+    `direct` (the caller's buffer as the kernel wants it), else a new array;
+    a huge batch of empty images is compacted to the images the rows use."""
+    k_out = out if out is not None and direct else a.new_output(shape, kernel_dtype, "out")
+    compact = a.compact_batch(shape, None, rois_c)
+    if compact is None:
+        return k_out, shape[0], rois_c, k_out
+    k_n, k_rois = compact  # empty images: only the ROI checks run
+    return k_out, k_n, k_rois, a.new_output((k_n,) + tuple(shape[1:]), kernel_dtype, "out")
+
+
+def backward_result(out, k_out, storage):
+    """The gradient a backward returns: out= filled, or k_out in the storage
+    dtype."""
+    if out is not None:
+        if k_out is not out:
+            out[...] = k_out
+        return out
+    if k_out.dtype != storage:
+        return a.in_storage_dtype(k_out, storage)
+    return k_out

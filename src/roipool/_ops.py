@@ -1,4 +1,4 @@
-"""Public operators: roi_pooling and roi_pooling_backward."""
+"""Public operators: roi_pooling, roi_align and their backwards."""
 
 from roipool import _call, _roi_pool
 from roipool import _arrays as a
@@ -116,6 +116,7 @@ _OK = int(Status.OK)  # a plain int: enum members compare slowly
 _COMPACT_MIN_N = a.COMPACT_MIN_N
 _MAX_HW = v.MAX_HW
 _RMODE_NONE = v.RMODE_NONE
+_RMODE_BF16 = int(_roi_pool.Rounding.RMODE_BF16)
 
 
 def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, return_argmax):
@@ -213,26 +214,165 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
     # on error. (The copy is of grad's size, far less than the pass over
     # argmax it saves when R * PH * PW exceeds N * H * W.)
     kernel_dtype = a.kernel_dtype(storage)
-    if out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned \
-            and am_checked:
-        k_out = out
-    else:
-        k_out = a.new_output(shape, kernel_dtype, "out")
+    direct = out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned \
+        and am_checked
+    k_out, k_n, k_rois, k_grad_data = _call.backward_buffers(out, shape, kernel_dtype, rois_c,
+                                                             direct)
     k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
-    k_n, k_rois, k_grad_data = shape[0], rois_c, k_out
-    compact = a.compact_batch(shape, None, rois_c)
-    if compact is not None:  # empty images, a huge batch: only the ROI checks run
-        k_n, k_rois = compact
-        k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
     status = _roi_pool.backward(k_grad, k_rois, am, k_grad_data, rmode, n_threads)
     if status == Status.BAD_ARGMAX:
         v.check_argmax_range(am, shape[2] * shape[3], n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, shape[0], storage)
+    return _call.backward_result(out, k_out, storage)
+
+
+def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned=False, out=None,
+              *, mode="avg", compat="torchvision", num_threads=None):
+    """RoIAlign, exactly as ``torchvision.ops.roi_align`` computes it on CPUs.
+
+    Each output bin is the mean of ``sampling_ratio x sampling_ratio``
+    bilinearly interpolated samples of the feature map (docs/semantics.md,
+    "RoIAlign").
+
+    Parameters
+    ----------
+    data : array [N, C, H, W], float32, float64, float16 or bfloat16
+        Feature maps; any strides (channels-last is read in place).
+    rois : array [R, 5], real
+        Rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates;
+        converted to data's dtype first.
+    pooled_size : int or (int, int)
+        Output grid (PH, PW) per ROI.
+    spatial_scale : float > 0
+        Feature-map size / image size.
+    sampling_ratio : int in -1 .. 46340
+        Samples per bin side; 0 or -1: ``ceil(roi size / pooled size)``.
+    aligned : bool
+        Shift coordinates by half a pixel (detectron2's ROIAlignV2, ONNX
+        Runtime's ``half_pixel``).
+    out : ndarray [R, C, PH, PW], optional
+        Buffer to fill (data's dtype, C-contiguous or channels-last); returned.
+    mode : {"avg", "max"}
+        "max" is ONNX Runtime's max mode (the largest weighted corner of any
+        sample), with ``compat="onnxruntime"`` only.
+    compat : {"torchvision", "mxnet", "onnxruntime"}
+        "mxnet" and "onnxruntime" hold spatial_scale as a float32 (a
+        difference in float64 and float16 only).
+    num_threads : int, optional
+        OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
+        threadpoolctl limits.
+
+    Returns
+    -------
+    out : ndarray [R, C, PH, PW]
+        The pooled values, in data's dtype (native byte order); a bin without
+        samples gives 0. The ``out=`` buffer when one was given.
+
+    Raises
+    ------
+    TypeError
+        A dtype that is not accepted (data not float32/float64/float16/
+        bfloat16, rois not real numbers).
+    ValueError
+        Any other bad argument, named in the message (for rois, the first bad
+        row), checked in the order of ``docs/semantics.md`` ("RoIAlign, bad
+        input and degenerate boxes") before anything is written.
+    MemoryError
+        An output or sample table that cannot be allocated.
+
+    See Also
+    --------
+    roi_align_backward : the gradient with respect to data.
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
+    >>> roipool.roi_align(x, [[0, 0, 0, 4, 4]], (2, 2), 1.0)[0, 0]
+    array([[ 7.,  9.],
+           [19., 21.]], dtype=float32)
+    """
+    def rule_of(storage, rmode):
+        return v.check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio,
+                                  aligned, storage, rmode)
+    call = _call.forward_call(data, rois, rule_of, num_threads, out=out,
+                              rows_rmode=_align_rows_rmode, native=True)
+    return _call.forward_results(call, _roi_pool.align_forward(call))[0]
+
+
+def _align_rows_rmode(rmode):
+    """RoIAlign's rows go to its arithmetic type: float16 for float16 data,
+    float32 (not through bfloat16) for bfloat16 data."""
+    return v.RMODE_NONE if rmode == _RMODE_BF16 else rmode
+
+
+def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio=-1,
+                       aligned=False, out=None, *, compat="torchvision", num_threads=None):
+    """Gradient of :func:`roi_align` (avg mode) with respect to data.
+
+    Every sample adds ``grad_out * w_i / count`` at its four corners, in
+    torchvision's serial order (ROIs ascending, then bins, samples and
+    corners): the result equals torchvision's CPU backward bit for bit for
+    any thread count. The gradient with respect to rois is zero.
+
+    Parameters
+    ----------
+    grad_out : array [R, C, PH, PW], float
+    rois : array [R, 5], the ROIs of the forward call
+    data_shape : (N, C, H, W)
+    spatial_scale, sampling_ratio, aligned, compat : as for :func:`roi_align`
+    out : ndarray of data_shape and grad_out's dtype, optional; filled and returned
+    num_threads : int, optional
+
+    Returns
+    -------
+    grad : ndarray of data_shape
+        The gradient with respect to data, in grad_out's dtype (native byte
+        order). The ``out=`` buffer when one was given.
+
+    Raises
+    ------
+    TypeError
+        grad_out not a float array, rois not real numbers.
+    ValueError
+        Any other bad argument, named in the message (for rois, the first bad
+        row), checked in the order of ``docs/semantics.md`` ("RoIAlign, bad
+        input and degenerate boxes") before anything is written.
+    MemoryError
+        An output or sample table that cannot be allocated.
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> g = roipool.roi_align_backward(np.ones((1, 1, 2, 2), np.float32),
+    ...                                [[0, 0, 0, 4, 4]], (1, 1, 8, 6), 1.0)
+    >>> float(g.sum()), float(g[0, 0, 1, 1])
+    (4.0, 0.25)
+    """
+    grad_out = a.as_array(grad_out, "grad_out")
+    if grad_out.ndim != 4:
+        raise ValueError(f"grad_out must be 4-D [R, C, PH, PW], got shape {grad_out.shape}")
+    compute, rmode = v.float_kind(grad_out, "grad_out")
+    storage = a.kernel_dtype(a.storage_dtype(grad_out, rmode))
+    shape = v.check_data_shape(data_shape, grad_out.shape[1])
+    compat = v.check_align_compat(compat)
+    scale = v.check_align_scale(spatial_scale, compat, storage, rmode)
+    sr = v.check_sampling_ratio(sampling_ratio, grad_out.shape[2] * grad_out.shape[3])
+    aligned = v.check_aligned(aligned)
+    n_threads = v.check_num_threads(num_threads)
+    rois_c = v.check_rois(rois, compute, _align_rows_rmode(rmode), storage, R=grad_out.shape[0])
+    out_cl = False
     if out is not None:
-        if k_out is not out:
-            out[...] = k_out
-        return out
-    if k_out.dtype != storage:
-        return a.in_storage_dtype(k_out, storage)
-    return k_out
+        out_cl = v.check_buffer(out, "out", shape, storage,
+                                (("grad_out", grad_out), ("rois", rois)))
+    kernel_dtype = a.kernel_dtype(storage)
+    direct = out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned
+    k_out, k_n, k_rois, k_grad_data = _call.backward_buffers(out, shape, kernel_dtype, rois_c,
+                                                             direct)
+    k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
+    status = _roi_pool.align_backward(k_grad, k_rois, scale, aligned, sr, rmode, k_n, shape[2],
+                                      shape[3], k_grad_data, n_threads)
+    if status != Status.OK:
+        raise_bad_status(status, rois_c, shape[0], storage)
+    return _call.backward_result(out, k_out, storage)

@@ -25,7 +25,8 @@ from roipool._openmp cimport (ROIPOOL_OPENMP, omp_get_max_threads, omp_get_threa
 
 cnp.import_array()
 
-from roipool._simd cimport (roipool_block_t, roipool_isa_names,
+from roipool._simd cimport (roipool_block_t, roipool_f32_sample_t, roipool_f64_sample_t,
+                            roipool_isa_names,
                             roipool_isa_supported, roipool_kernels, roipool_kernels_t,
                             roipool_l2_cache_bytes, roipool_prefetch, roipool_round_bf16,
                             roipool_round_half, roipool_set_isa, roipool_store_fence,
@@ -561,5 +562,8 @@ def bin_bounds(rois, Rule rule not None, Py_ssize_t N, Py_ssize_t H, Py_ssize_t 
     _workspace_free(&ws)
     return status
 
+
+# RoIAlign: its own rule, task function and backward on the machinery above.
+include "_roi_align.pxi"
 
 include "_runtime.pxi"

@@ -43,6 +43,42 @@ cdef extern from "simd/simd.h" nogil:
                             Py_ssize_t bins, Py_ssize_t HW, int g_nan) noexcept nogil
         void (*narrow_f16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
         void (*narrow_bf16)(const float *src, Py_ssize_t n, uint16_t *dst) noexcept nogil
+        # RoIAlign (simd/roi_align.inc.h): a ROI's bins from its sample table,
+        # res in the storage type; the backward's adds into pixel-major planes
+        void (*align_fwd_f32)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
+                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                              float count, float rcount, int max_mode, float *res) noexcept nogil
+        void (*align_fwd_f64)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
+                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                              double count, double rcount, int max_mode,
+                              double *res) noexcept nogil
+        void (*align_fwd_f16)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
+                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                              float count, float rcount, int max_mode,
+                              uint16_t *res) noexcept nogil
+        void (*align_fwd_bf16)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
+                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                               float count, float rcount, int max_mode,
+                               uint16_t *res) noexcept nogil
+        void (*align_bwd_f32)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
+                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                              float count, float rcount) noexcept nogil
+        void (*align_bwd_f64)(double *acc, Py_ssize_t nc, Py_ssize_t c0, const double *g,
+                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                              double count, double rcount) noexcept nogil
+        void (*align_bwd_f16)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
+                              const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                              float count, float rcount) noexcept nogil
+        void (*align_bwd_bf16)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
+                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
+                               float count, float rcount) noexcept nogil
+    # one RoIAlign sample (simd/ops_align.h)
+    ctypedef struct roipool_f32_sample_t:
+        int32_t pos[4]
+        float w[4]
+    ctypedef struct roipool_f64_sample_t:
+        int32_t pos[4]
+        double w[4]
     const roipool_kernels_t *roipool_kernels
     # the ISA ids 0 .. ROIPOOL_ISA_COUNT - 1 and their names (simd/dispatch.h,
     # ROIPOOL_ISAS), whether or not this build has their tables

@@ -267,3 +267,85 @@ def check_data_shape(data_shape, C):
         raise ValueError(
             f"data_shape: H * W = {shape[2] * shape[3]} does not fit the int32 argmax index")
     return shape
+
+
+# ---- RoIAlign (docs/semantics.md, "RoIAlign") --------------------------------
+
+ALIGN_COMPAT = ("torchvision", "mxnet", "onnxruntime")
+ALIGN_MODES = ("avg", "max")
+# the largest fixed sampling ratio whose per-bin sample count fits a C int
+MAX_SAMPLING_RATIO = 46340
+
+
+def check_align_compat(compat):
+    if not isinstance(compat, str) or compat not in ALIGN_COMPAT:
+        raise ValueError(f"compat must be one of {ALIGN_COMPAT}, got {compat!r}")
+    return compat
+
+
+def check_align_mode(mode, compat):
+    """True for ONNX Runtime's max mode."""
+    if not isinstance(mode, str) or mode not in ALIGN_MODES:
+        raise ValueError(f"mode must be one of {ALIGN_MODES}, got {mode!r}")
+    if mode == "max" and compat != "onnxruntime":
+        raise ValueError(
+            'mode="max" is ONNX Runtime\'s RoiAlign max mode: it needs compat="onnxruntime", '
+            f"got compat={compat!r}")
+    return mode == "max"
+
+
+def check_sampling_ratio(sampling_ratio, bins):
+    """bins: PH * PW; a box's samples, PH * PW * sampling_ratio**2, must fit
+    the peers' C int."""
+    if isinstance(sampling_ratio, np.ndarray) and sampling_ratio.ndim == 0 \
+            and sampling_ratio.dtype.kind in "iu":
+        sampling_ratio = sampling_ratio[()]
+    if not _is_int(sampling_ratio) or not (-1 <= sampling_ratio <= MAX_SAMPLING_RATIO):
+        raise ValueError(
+            f"sampling_ratio must be an int in -1 .. {MAX_SAMPLING_RATIO} (0 and -1: "
+            f"adaptive), got {sampling_ratio!r}")
+    sr = int(sampling_ratio)
+    if sr > 0 and bins * sr * sr > _INT32_MAX:
+        raise ValueError(
+            f"sampling_ratio={sr} gives {bins * sr * sr} samples per box (PH * PW * "
+            f"sampling_ratio**2), more than a C int holds")
+    return sr
+
+
+def check_aligned(aligned):
+    if not isinstance(aligned, (bool, np.bool_)):
+        raise ValueError(f"aligned must be a bool, got {aligned!r}")
+    return bool(aligned)
+
+
+def check_align_scale(spatial_scale, compat, storage, rmode):
+    """spatial_scale as the kernel starts from: as given for
+    compat="torchvision" (the kernel casts it to the compute type), else
+    rounded to float32 (ONNX Runtime's and MXNet's attribute)."""
+    tv = compat == "torchvision"
+    # the scale as given (the float64 rule), or through float32
+    s = check_scale(spatial_scale, compat, FLOAT64, RMODE_NONE)[0] if tv else \
+        check_scale(spatial_scale, "mxnet", None, RMODE_NONE)[0]
+    if storage.itemsize < 8:  # carried in float32, float16 through float32
+        with np.errstate(over="ignore"):
+            carried = np.float32(s)
+            if rmode == Rounding.RMODE_HALF:
+                carried = np.float16(carried)
+        if not np.isfinite(carried):
+            raise ValueError(f"spatial_scale={s!r} is infinite in {carried.dtype}, which "
+                             "RoIAlign carries it in for this data")
+    return s
+
+
+def check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage,
+                     rmode):
+    """RoIAlign's arguments, in the order of docs/semantics.md ("RoIAlign,
+    bad input"), as its _roi_pool.AlignRule."""
+    compat = check_align_compat(compat)
+    max_mode = check_align_mode(mode, compat)
+    ph, pw = check_pooled_size(pooled_size)
+    scale = check_align_scale(spatial_scale, compat, storage, rmode)
+    sr = check_sampling_ratio(sampling_ratio, ph * pw)
+    rule = _roi_pool.AlignRule(scale, scale, compat == "torchvision", rmode, ph, pw)
+    rule.aligned, rule.sampling, rule.max_mode = check_aligned(aligned), sr, max_mode
+    return rule

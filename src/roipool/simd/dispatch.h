@@ -22,7 +22,8 @@ static const char roipool_isa_names[ROIPOOL_ISA_COUNT][16] = {ROIPOOL_ISAS(ROIPO
  * `e` of ISA `isa` is the function roipool_<e>_<isa>, a missing one a
  * compile error. roi_max: one kernel per element type (roi_max.inc.h; res
  * in the storage type); the scratch -> out transposes and the streaming copy
- * (store.h); the backward's float16/bfloat16 helpers (backward.inc.h).
+ * (store.h); the backward's float16/bfloat16 helpers (backward.inc.h);
+ * RoIAlign's forward and backward per element type (roi_align.inc.h).
  * Adding an entry: a line here, its definition for every ISA (or an alias
  * below), its declaration in _simd.pxd. */
 #define ROIPOOL_ROI_MAX_PARAMS(type)                                                     \
@@ -31,6 +32,14 @@ static const char roipool_isa_names[ROIPOOL_ISA_COUNT][16] = {ROIPOOL_ISAS(ROIPO
 #define ROIPOOL_TRANSPOSE_PARAMS (const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *)
 #define ROIPOOL_SCATTER_PARAMS \
     (float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int)
+/* RoIAlign (roi_align.inc.h), per element type: forward and backward */
+#define ROIPOOL_ALIGN_ENTRIES(X, isa, type)                                              \
+    X(isa, align_fwd_##type, void,                                                        \
+      (const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const void *, ptrdiff_t, ptrdiff_t,   \
+       roipool_##type##_ct, roipool_##type##_ct, int, roipool_##type##_t *))               \
+    X(isa, align_bwd_##type, void,                                                        \
+      (roipool_##type##_ct *, ptrdiff_t, ptrdiff_t, const roipool_##type##_ct *,           \
+       const void *, ptrdiff_t, ptrdiff_t, roipool_##type##_ct, roipool_##type##_ct))
 #define ROIPOOL_KERNEL_ENTRIES(X, isa)                                                   \
     X(isa, roi_max_f32, void, ROIPOOL_ROI_MAX_PARAMS(f32))                                \
     X(isa, roi_max_f64, void, ROIPOOL_ROI_MAX_PARAMS(f64))                                \
@@ -44,7 +53,11 @@ static const char roipool_isa_names[ROIPOOL_ISA_COUNT][16] = {ROIPOOL_ISAS(ROIPO
     X(isa, scatter_f16, int, ROIPOOL_SCATTER_PARAMS)                                      \
     X(isa, scatter_bf16, int, ROIPOOL_SCATTER_PARAMS)                                     \
     X(isa, narrow_f16, void, (const float *, ptrdiff_t, roipool_f16_t *))                 \
-    X(isa, narrow_bf16, void, (const float *, ptrdiff_t, roipool_bf16_t *))
+    X(isa, narrow_bf16, void, (const float *, ptrdiff_t, roipool_bf16_t *))               \
+    ROIPOOL_ALIGN_ENTRIES(X, isa, f32)                                                    \
+    ROIPOOL_ALIGN_ENTRIES(X, isa, f64)                                                    \
+    ROIPOOL_ALIGN_ENTRIES(X, isa, f16)                                                    \
+    ROIPOOL_ALIGN_ENTRIES(X, isa, bf16)
 
 #define ROIPOOL_KERNEL_FIELD_(isa, entry, result, params) result(*entry) params;
 typedef struct {

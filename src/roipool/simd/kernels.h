@@ -1,5 +1,5 @@
 /* The kernels of every instruction set: the bodies (roi_max.inc.h,
- * backward.inc.h) compiled once per ISA and element type by
+ * backward.inc.h, roi_align.inc.h) compiled once per ISA and element type by
  * isa_kernels.inc.h, for
  *   base    every CPU of the target (GCC/clang vector extensions)
  *   avx2    x86 with GCC/clang, target "avx2,f16c"
@@ -16,6 +16,7 @@
 #include "common.h"
 #include "fp16.h"
 #include "ops.h"
+#include "ops_align.h"
 #include "template.h"
 
 /* ---- baseline ---- */

@@ -1,0 +1,481 @@
+# RoIAlign (docs/semantics.md, "RoIAlign"), included by _roi_pool.pyx after
+# _plan.pxi: its rule (one sample table per ROI, computed once per call and
+# shared by every channel), its task function on the shared plan, task
+# split, gather and stores (_plan.pxi), and its backward. The kernels are
+# simd/roi_align.inc.h, entries of the active ISA table.
+
+# How ROI rows become samples: what one call gives _align_prepare.
+ctypedef struct AlignSpec:
+    double scale          # spatial_scale (float32-rounded unless compat="torchvision")
+    bint aligned          # half-pixel offset, no minimum ROI size
+    Py_ssize_t sampling   # samples per bin side; <= 0: adaptive
+    int rmode             # Rounding of the geometry: float16's, or none (bfloat16
+                          # computes in float32, docs/semantics.md)
+    Py_ssize_t N, H, W, PH, PW
+
+
+# The sample tables of one call, per ROI r: per_bin[r] samples per bin
+# (PH * PW bins), count[r] the divisor, its table at tables + at[r] samples.
+ctypedef struct AlignRois:
+    Py_ssize_t *per_bin
+    Py_ssize_t *at
+    double *count
+    char *tables
+    Py_ssize_t sample_bytes
+    bint max_mode
+
+
+cdef inline void _align_spec(AlignSpec *rule, double scale, bint aligned, Py_ssize_t sampling,
+                             int rmode) noexcept nogil:
+    rule.scale, rule.aligned, rule.sampling = scale, aligned, sampling
+    rule.rmode = RMODE_HALF if rmode == RMODE_HALF else RMODE_NONE
+
+
+cdef inline void _free_align(AlignRois *a) noexcept nogil:
+    free(a.per_bin); free(a.at); free(a.count); free(a.tables)
+    a.per_bin = a.at = NULL
+    a.count = NULL
+    a.tables = NULL
+
+
+cdef inline bint _align_axis(floating v, Py_ssize_t size, int rmode, int32_t *lo, int32_t *hi,
+                             floating *l, floating *h) noexcept nogil:
+    """One coordinate of a sample: its two pixel rows (or columns) and their
+    weights h (low) and l (high); False when outside [-1, size]."""
+    cdef Py_ssize_t low
+    if not (v >= -1.0 and v <= <floating>size):  # NaN too
+        return False
+    if v <= 0:
+        v = 0
+    low = <Py_ssize_t>v
+    if low >= size - 1:
+        low = size - 1
+        hi[0] = <int32_t>low
+        v = _as_storage(<floating>low, rmode)
+    else:
+        hi[0] = <int32_t>(low + 1)
+    lo[0] = <int32_t>low
+    l[0] = _as_storage(v - _as_storage(<floating>low, rmode), rmode)
+    h[0] = _as_storage(<floating>1 - l[0], rmode)
+    return True
+
+
+cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignSpec *rule,
+                             AlignRois *a, floating *geo) noexcept nogil:
+    """Per ROI: start, bin size (geo[r * 4 ...]: start_h, start_w, bin_h,
+    bin_w), samples per bin and the count; OK or a bad row (sizes that are
+    not finite, or 2**31 samples per box: torchvision's C int overflows)."""
+    cdef Py_ssize_t R = rois.shape[0], r, gh, gw, total = 0
+    cdef int rmode = rule.rmode
+    cdef floating scale = _as_storage(<floating>rule.scale, rmode)
+    cdef floating offset = <floating>(0.5 if rule.aligned else 0.0)
+    cdef floating pooled_h = _as_storage(<floating>rule.PH, rmode)
+    cdef floating pooled_w = _as_storage(<floating>rule.PW, rmode)
+    cdef floating sw, sh, ew, eh, rw, rh, bh, bw
+    cdef double ch, cw
+    for r in range(R):
+        sw = _as_storage(_as_storage(rois[r, 1] * scale, rmode) - offset, rmode)
+        sh = _as_storage(_as_storage(rois[r, 2] * scale, rmode) - offset, rmode)
+        ew = _as_storage(_as_storage(rois[r, 3] * scale, rmode) - offset, rmode)
+        eh = _as_storage(_as_storage(rois[r, 4] * scale, rmode) - offset, rmode)
+        rw = _as_storage(ew - sw, rmode)
+        rh = _as_storage(eh - sh, rmode)
+        if not rule.aligned:  # std::max(size, 1)
+            rw = 1 if rw < 1 else rw
+            rh = 1 if rh < 1 else rh
+        bh = _as_storage(rh / pooled_h, rmode)
+        bw = _as_storage(rw / pooled_w, rmode)
+        if not (isfinite(sw) and isfinite(sh) and isfinite(ew) and isfinite(eh)
+                and isfinite(rw) and isfinite(rh)):
+            return r * ROW_CODES + BAD_SIZE_RANGE
+        if rule.sampling > 0:
+            gh = gw = rule.sampling
+        else:
+            # a grid <= 0 on an axis (a flipped aligned ROI): no samples
+            ch = max(ceil(<double>bh), 0.0)
+            cw = max(ceil(<double>bw), 0.0)
+            if ch * cw * <double>(rule.PH * rule.PW) >= 2147483648.0:
+                return r * ROW_CODES + BAD_SIZE_RANGE
+            gh = <Py_ssize_t>ch if cw > 0 else 0
+            gw = <Py_ssize_t>cw if ch > 0 else 0
+        if rule.H == 0 or rule.W == 0:  # an empty map: nothing to sample
+            gh = gw = 0
+        a.per_bin[r] = gh * gw
+        a.at[r] = total
+        total += gh * gw * rule.PH * rule.PW
+        a.count[r] = _as_storage(<floating>max(gh * gw, 1), rmode)
+        geo[4 * r], geo[4 * r + 1], geo[4 * r + 2], geo[4 * r + 3] = sh, sw, bh, bw
+        # per-ROI grids, kept for the table fill
+        geo[4 * R + 2 * r] = <floating>gh
+        geo[4 * R + 2 * r + 1] = <floating>gw
+    a.at[R] = total
+    return OK
+
+
+cdef void _align_fill(floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
+                      AlignRois *a, bint backward) noexcept nogil:
+    """ROI r's samples, in torchvision's order: bins row-major, then iy, ix."""
+    cdef int rmode = rule.rmode
+    cdef floating sh = geo[4 * r], sw = geo[4 * r + 1], bh = geo[4 * r + 2], bw = geo[4 * r + 3]
+    cdef Py_ssize_t gh = <Py_ssize_t>geo[4 * R + 2 * r], gw = <Py_ssize_t>geo[4 * R + 2 * r + 1]
+    cdef Py_ssize_t H = rule.H, W = rule.W, ph, pw, iy, ix, j
+    cdef floating fgh = _as_storage(<floating>gh, rmode), fgw = _as_storage(<floating>gw, rmode)
+    cdef floating y, x, ly, hy, lx, hx
+    cdef int32_t ylo = 0, yhi = 0, xlo = 0, xhi = 0
+    cdef bint vy
+    cdef char *t = a.tables + a.at[r] * a.sample_bytes
+    cdef roipool_f32_sample_t *s32
+    cdef roipool_f64_sample_t *s64
+    cdef floating w[4]
+    cdef int32_t pos[4]
+    for ph in range(rule.PH):
+        for pw in range(rule.PW):
+            for iy in range(gh):
+                y = _as_storage(
+                    _as_storage(sh + _as_storage(_as_storage(<floating>ph, rmode) * bh, rmode),
+                                rmode)
+                    + _as_storage(_as_storage(_as_storage(<floating>(iy + 0.5), rmode) * bh,
+                                              rmode) / fgh, rmode), rmode)
+                vy = _align_axis(y, H, rmode, &ylo, &yhi, &ly, &hy)
+                for ix in range(gw):
+                    x = _as_storage(
+                        _as_storage(sw + _as_storage(_as_storage(<floating>pw, rmode) * bw,
+                                                     rmode), rmode)
+                        + _as_storage(_as_storage(_as_storage(<floating>(ix + 0.5), rmode) * bw,
+                                                  rmode) / fgw, rmode), rmode)
+                    if vy and _align_axis(x, W, rmode, &xlo, &xhi, &lx, &hx):
+                        pos[0], pos[1] = ylo * W + xlo, ylo * W + xhi
+                        pos[2], pos[3] = yhi * W + xlo, yhi * W + xhi
+                        w[0] = _as_storage(hy * hx, rmode)
+                        w[1] = _as_storage(hy * lx, rmode)
+                        w[2] = _as_storage(ly * hx, rmode)
+                        w[3] = _as_storage(ly * lx, rmode)
+                    else:  # outside the map: see roipool_f32_sample_t
+                        pos[0] = -1 if backward else 0
+                        pos[1] = pos[2] = pos[3] = 0
+                        w[0] = w[1] = w[2] = w[3] = 0
+                    if floating is double:
+                        s64 = <roipool_f64_sample_t *>t
+                        for j in range(4):
+                            s64.pos[j], s64.w[j] = pos[j], w[j]
+                    else:
+                        s32 = <roipool_f32_sample_t *>t
+                        for j in range(4):
+                            s32.pos[j], s32.w[j] = pos[j], w[j]
+                    t += a.sample_bytes
+
+
+cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rule, AlignRois *a,
+                               Workspace *ws, bint backward, int n_threads) noexcept nogil:
+    """Scan the rows (the shared batch check, finite coordinates, then the
+    sizes), group ROIs by image in ws (allocated here, one value per row),
+    build every ROI's sample table (in parallel)."""
+    cdef Py_ssize_t R = rois.shape[0], r, j, status = OK
+    cdef floating *geo = <floating *>malloc(max(R, 1) * 6 * sizeof(floating))
+    a.per_bin = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
+    a.at = <Py_ssize_t *>malloc((R + 1) * sizeof(Py_ssize_t))
+    a.count = <double *>malloc(max(R, 1) * sizeof(double))
+    a.tables = NULL
+    a.sample_bytes = sizeof(roipool_f64_sample_t) if floating is double \
+        else sizeof(roipool_f32_sample_t)
+    if (not _workspace_alloc(ws, R, 1, rule.N, True) or geo == NULL or a.per_bin == NULL
+            or a.at == NULL or a.count == NULL):
+        free(geo)
+        return NO_MEMORY
+    for r in range(R):
+        status = _check_batch(<double>rois[r, 0], rule.N, r, ws.geom + r)
+        if status != OK:
+            break
+        for j in range(1, 5):
+            if not isfinite(rois[r, j]):
+                status = r * ROW_CODES + BAD_COORD_NONFINITE
+                break
+        if status != OK:
+            break
+    if status == OK:
+        status = _align_sizes(rois, rule, a, geo)
+    if status == OK:
+        _group_by_image(ws, R, rule.N)
+        a.tables = <char *>malloc(max(a.at[R], 1) * a.sample_bytes)
+        if a.tables == NULL:
+            status = NO_MEMORY
+    if status == OK:
+        for r in prange(R, schedule='dynamic', num_threads=max(1, min(n_threads, R))):
+            _align_fill(geo, R, r, rule, a, backward)
+    free(geo)
+    return status
+
+
+cdef inline bint _pow2(double x) noexcept nogil:
+    """x is a power of two >= 1: dividing by it is multiplying by 1 / x,
+    bit for bit (the same real quotient, rounded once either way)."""
+    cdef int64_t n
+    if not (x >= 1.0 and x < 4.0e18):  # NaN and inf too
+        return False
+    n = <int64_t>x
+    return <double>n == x and (n & (n - 1)) == 0
+
+
+cdef enum:
+    _ALIGN_MIN_BLOCK = 16
+
+
+# ---- forward: a task function of the shared plan (_run_plan) ---------------
+
+ctypedef struct AlignPlan:
+    ForwardPlan base  # first: the shared machinery gets &plan.base
+    AlignRois a
+
+
+cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
+                      floating kind) noexcept nogil:
+    """One task: the channel block (_task_block), then per ROI the kernel of
+    the storage type over its table, bins in groups, stored by _store."""
+    cdef const AlignRois *a = &(<const AlignPlan *>p).a
+    cdef Py_ssize_t roi_bins = p.PH * p.PW, group_bins = p.group_bins
+    cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0), i, r, k0, k1, n
+    cdef int rmode = p.rmode, max_mode = a.max_mode
+    cdef roipool_block_t view
+    cdef const char *table
+    cdef double count, rc
+    _task_block(p, task, s, &view)
+    for i in range(task.first, task.end):
+        r = p.ws.order[i]
+        n = a.per_bin[r]
+        count = a.count[r]
+        rc = 1.0 / count if _pow2(count) else 0.0
+        k0 = 0
+        while k0 < roi_bins:
+            k1 = min(k0 + group_bins, roi_bins)
+            table = a.tables + (a.at[r] + k0 * n) * a.sample_bytes
+            if floating is double:
+                roipool_kernels.align_fwd_f64(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                                   count, rc, max_mode, <double *>s.res)
+            elif rmode == RMODE_HALF:
+                roipool_kernels.align_fwd_f16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                                   <float>count, <float>rc, max_mode, <uint16_t *>s.res)
+            elif rmode == RMODE_BF16:
+                roipool_kernels.align_fwd_bf16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                                    <float>count, <float>rc, max_mode, <uint16_t *>s.res)
+            else:
+                roipool_kernels.align_fwd_f32(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
+                                   <float>count, <float>rc, max_mode, <float *>s.res)
+            _store(p, s, False, r, c0, nc, k0, k1)
+            k0 = k1
+    if p.stream:
+        roipool_store_fence()
+
+
+cdef void _align_task_f32(const ForwardPlan *p, const Task *task,
+                          const Scratch *s) noexcept nogil:
+    _align_task(p, task, s, <float>0)
+
+
+cdef void _align_task_f64(const ForwardPlan *p, const Task *task,
+                          const Scratch *s) noexcept nogil:
+    _align_task(p, task, s, <double>0)
+
+
+cdef Py_ssize_t _align_forward(AlignPlan *plan, const floating[:, ::1] rois,
+                               const AlignSpec *rule, int n_threads) noexcept nogil:
+    """plan.base holds the map and the output (_plan_arrays)."""
+    cdef ForwardPlan *p = &plan.base
+    cdef Py_ssize_t R = rois.shape[0], status
+    plan.a.per_bin = plan.a.at = NULL
+    plan.a.count = NULL
+    plan.a.tables = NULL
+    p.ws.geom = p.ws.order = p.ws.offsets = NULL
+    status = _align_prepare(rois, rule, &plan.a, &p.ws, False, n_threads)
+    if status == OK and p.out != NULL and R > 0 and p.C > 0:
+        _plan_layout(p, R)
+        # the tables address pixel h * W + w: read in place only a map whose
+        # rows are W pixels apart and whose channels are adjacent
+        p.gather = p.gather or p.stride_h != p.W * p.stride_w
+        p.block_channels = _block_size(p.C, p.H * p.W, p.itemsize, p.gather)
+        # A ROI reads a few rows of the block, not all of it: blocks of at
+        # least 16 channels (a 64-byte vector of floats) even past the cache
+        # budget, which measured faster on fpn-p2 and mask-p2.
+        p.block_channels = max(p.block_channels, min(p.C, _ALIGN_MIN_BLOCK))
+        status = _run_plan(p, n_threads,
+                           _align_task_f64 if floating is double else _align_task_f32)
+    _free_align(&plan.a)
+    _workspace_free(&p.ws)
+    return status
+
+
+cdef class AlignRule(Rule):
+    """RoIAlign's rule: Rule's scale (scale_t: as the kernel starts from it,
+    _validate.check_align_scale), rounding and pooled size, and its own
+    arguments."""
+    cdef public bint aligned, max_mode
+    cdef public Py_ssize_t sampling
+
+
+def align_forward(Call call not None):
+    """RoIAlign forward of call (a Call whose rule is an AlignRule, out
+    given, no argmax); returns Status.OK, Status.NO_MEMORY or a bad row as
+    r * ROW_CODES + RowError."""
+    cdef AlignRule rule = call.rule
+    cdef AlignSpec spec
+    cdef AlignPlan plan
+    cdef RoiRule r = rule.c
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(call.data)
+    cdef const float[:, ::1] r32
+    cdef const double[:, ::1] r64
+    cdef Py_ssize_t status
+    cdef int n_threads = call.n_threads
+    r.N, r.H, r.W = shape[0], shape[2], shape[3]
+    _plan_arrays(&plan.base, call.data, call.out, None, &r)
+    _align_spec(&spec, rule.c.scale_t, rule.aligned, rule.sampling, rule.c.rmode)
+    spec.N, spec.H, spec.W, spec.PH, spec.PW = r.N, r.H, r.W, r.PH, r.PW
+    plan.a.max_mode = rule.max_mode
+    if plan.base.itemsize == 8:
+        r64 = call.rois
+        with nogil:
+            status = _align_forward(&plan, r64, &spec, n_threads)
+    else:
+        r32 = call.rois
+        with nogil:
+            status = _align_forward(&plan, r32, &spec, n_threads)
+    return status
+
+
+# ---- backward ----------------------------------------------------------------
+
+cdef void _round_bf16(float *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        x[i] = roipool_round_bf16(x[i])
+
+
+cdef void _align_back_block(floating *acc, floating *g, char *go_t, const char *grad_out,
+                            const AlignRois *a, const Py_ssize_t *order, Py_ssize_t first,
+                            Py_ssize_t end, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                            Py_ssize_t roi_bins, Py_ssize_t HW, Py_ssize_t size,
+                            int rmode) noexcept nogil:
+    """Planes c0 .. c0 + nc of one image, pixel-major in acc (compute type):
+    zeroed, then the ROIs order[first:end] added in that order, each from
+    its grad_out chunk transposed to g ([bins, nc]; go_t: storage scratch)."""
+    cdef Py_ssize_t i, r
+    cdef const char *chunk
+    cdef double count, rc
+    memset(acc, 0, HW * nc * sizeof(floating))
+    for i in range(first, end):
+        r = order[i]
+        if a.per_bin[r] == 0:
+            continue
+        chunk = grad_out + (r * C + c0) * roi_bins * size
+        count = a.count[r]
+        rc = 1.0 / count if _pow2(count) else 0.0
+        if floating is double:
+            roipool_transpose64(chunk, roi_bins, nc, nc, g)
+            roipool_kernels.align_bwd_f64(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+                               a.per_bin[r], roi_bins, count, rc)
+        elif rmode == RMODE_NONE:
+            roipool_kernels.transpose32(chunk, roi_bins, nc, nc, g)
+            roipool_kernels.align_bwd_f32(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+                               a.per_bin[r], roi_bins, <float>count, <float>rc)
+        else:
+            roipool_kernels.transpose16(chunk, roi_bins, nc, nc, go_t)
+            if rmode == RMODE_HALF:
+                roipool_kernels.widen_f16(<const uint16_t *>go_t, roi_bins * nc, g)
+                roipool_kernels.align_bwd_f16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+                                   a.per_bin[r], roi_bins, <float>count, <float>rc)
+            else:
+                roipool_kernels.widen_bf16(<const uint16_t *>go_t, roi_bins * nc, g)
+                roipool_kernels.align_bwd_bf16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
+                                    a.per_bin[r], roi_bins, <float>count, <float>rc)
+
+
+cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t C,
+                                const floating[:, ::1] rois, const AlignSpec *rule, int rmode,
+                                char *grad, int n_threads) noexcept nogil:
+    """grad_out [R, C, PH, PW] and grad [N, C, H, W]: C-contiguous, storage
+    type; `kind` is the compute type. One thread owns each (image, channel
+    block) of planes and adds the ROIs in ascending order: torchvision's
+    serial order for every plane, for any thread count."""
+    cdef Py_ssize_t R = rois.shape[0], N = rule.N, HW = rule.H * rule.W
+    cdef Py_ssize_t roi_bins = rule.PH * rule.PW
+    cdef Py_ssize_t size = sizeof(floating) if rmode == RMODE_NONE else 2
+    cdef Py_ssize_t status, t, n, c0, nc, B, n_blocks, n_workers, per_thread, tid = 0
+    cdef AlignRois a
+    cdef char *scratch = NULL
+    cdef floating *acc
+    cdef floating *g
+    cdef char *go_t
+    cdef char *dst
+    cdef Workspace ws
+    cdef const Py_ssize_t *order
+    cdef const Py_ssize_t *offsets
+    a.per_bin = a.at = NULL
+    a.count = NULL
+    a.tables = NULL
+    a.max_mode = False
+    ws.geom = ws.order = ws.offsets = NULL
+    status = _align_prepare(rois, rule, &a, &ws, True, n_threads)
+    order, offsets = ws.order, ws.offsets
+    if status != OK or N * C * HW == 0:
+        _free_align(&a); _workspace_free(&ws)
+        return status
+    B = _block_size(C, HW, sizeof(floating), True)
+    while B > 1 and N * ((C + B - 1) // B) < 2 * n_threads:
+        B = (B + 1) // 2
+    n_blocks = (C + B - 1) // B
+    n_workers = max(1, min(<Py_ssize_t>n_threads, N * n_blocks))
+    # per thread: the planes (compute type), then one ROI's grad_out chunk
+    # transposed (compute type) and in the storage type
+    per_thread = _align64(B * HW * sizeof(floating)) + _align64(B * roi_bins * sizeof(floating)) \
+        + _align64(B * max(HW, roi_bins) * size)
+    scratch = <char *>malloc(n_workers * per_thread + 64)
+    if scratch == NULL:
+        _free_align(&a); _workspace_free(&ws)
+        return NO_MEMORY
+    with parallel(num_threads=n_workers):
+        tid = omp_get_thread_num()
+        acc = <floating *>(<char *>((<size_t>scratch + 63) // 64 * 64) + tid * per_thread)
+        g = <floating *>(<char *>acc + _align64(B * HW * sizeof(floating)))
+        go_t = <char *>g + _align64(B * roi_bins * sizeof(floating))
+        for t in prange(N * n_blocks, schedule='dynamic'):
+            n = t // n_blocks
+            c0 = (t % n_blocks) * B
+            nc = min(B, C - c0)
+            _align_back_block(acc, g, go_t, grad_out, &a, order, offsets[n], offsets[n + 1],
+                              C, c0, nc, roi_bins, HW, size, rmode)
+            dst = grad + (n * C + c0) * HW * size
+            if floating is double:
+                roipool_transpose64(acc, nc, HW, HW, dst)
+            elif rmode == RMODE_NONE:
+                roipool_kernels.transpose32(acc, nc, HW, HW, dst)
+            else:
+                if rmode == RMODE_HALF:
+                    roipool_kernels.narrow_f16(<const float *>acc, nc * HW, <uint16_t *>go_t)
+                else:  # the float32 sums, rounded once
+                    _round_bf16(<float *>acc, nc * HW)
+                    roipool_kernels.narrow_bf16(<const float *>acc, nc * HW, <uint16_t *>go_t)
+                roipool_kernels.transpose16(go_t, nc, HW, HW, dst)
+    _free_align(&a); _workspace_free(&ws); free(scratch)
+    return OK
+
+
+def align_backward(cnp.ndarray grad_out not None, rois, double scale, bint aligned, Py_ssize_t sampling, int rmode, Py_ssize_t N, Py_ssize_t H,
+                   Py_ssize_t W, cnp.ndarray grad not None, int n_threads):
+    """RoIAlign backward into grad (all C-contiguous, storage type, native
+    byte order). Returns OK, NO_MEMORY or a bad row code."""
+    cdef AlignSpec rule
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(grad_out)
+    cdef const char *go = <const char *>cnp.PyArray_DATA(grad_out)
+    cdef char *g = <char *>cnp.PyArray_DATA(grad)
+    cdef const float[:, ::1] r32
+    cdef const double[:, ::1] r64
+    cdef Py_ssize_t status, C = shape[1]
+    _align_spec(&rule, scale, aligned, sampling, rmode)
+    rule.N, rule.H, rule.W, rule.PH, rule.PW = N, H, W, shape[2], shape[3]
+    if cnp.PyArray_ITEMSIZE(grad_out) == 8:
+        r64 = rois
+        with nogil:
+            status = _align_backward(<double>0, go, C, r64, &rule, rmode, g, n_threads)
+    else:
+        r32 = rois
+        with nogil:
+            status = _align_backward(<float>0, go, C, r32, &rule, rmode, g, n_threads)
+    return status
