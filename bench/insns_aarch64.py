@@ -3,7 +3,7 @@ neon, on aarch64 under qemu-user: ARM speed cannot be timed on an x86_64
 machine, so this counts instead.
 
 Run inside an arm64 root with roipool installed (tools/ci_aarch64.sh leaves
-one; see the README's "aarch64" section):
+one; see CONTRIBUTING.md, "aarch64 under emulation"):
 
     python bench/insns_aarch64.py [--workload vgg16-frcnn-300] [--rois 30]
 

@@ -202,7 +202,7 @@ def test_pooled_size_limits():
 
 
 def test_float16_pooled_size_beyond_float16_is_a_clear_error():
-    """T(PH) = inf for PH > 65504 in float16: rejected (README), not divided by inf."""
+    """T(PH) = inf for PH > 65504 in float16: rejected (docs/semantics.md), not divided by inf."""
     data = np.zeros((1, 1, 4, 4), np.float16)
     rois = np.array([[0, 0, 0, 3, 3]], np.float16)
     with pytest.raises(ValueError, match="rois|pooled_size"):
@@ -263,10 +263,13 @@ def test_extreme_spatial_scales():
     assert out[0, :, 0, 0].tolist() == [0, 16]
     with pytest.raises(ValueError, match="row 0"):
         roipool.roi_pooling(data, rois, 1, 3e38)
-    # beyond float32: MXNet cannot store it; torchvision's double can
-    with pytest.raises(ValueError, match="spatial_scale"):
-        roipool.roi_pooling(data, rois, 1, 1e39)
-    out = roipool.roi_pooling(data, np.zeros((1, 5)), 1, 1e300, compat="torchvision")
+    # beyond float32: MXNet cannot store it, nor can torchvision for float32
+    # data (it holds the scale in the data's dtype); for float64 data it can
+    for compat in ("mxnet", "torchvision"):
+        with pytest.raises(ValueError, match="spatial_scale"):
+            roipool.roi_pooling(data, rois, 1, 1e39, compat=compat)
+    out = roipool.roi_pooling(data.astype(np.float64), np.zeros((1, 5)), 1, 1e300,
+                              compat="torchvision")
     assert out[0, :, 0, 0].tolist() == [0, 16]
     for bad in (0.0, -0.0, -1e-300, math.inf, math.nan, True):
         with pytest.raises(ValueError, match="spatial_scale"):

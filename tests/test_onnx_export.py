@@ -1,6 +1,6 @@
 """The export round trip (issue 18, item 4): a torch module using
 roipool.torch.roi_pool, exported with torch.onnx.export (both exporters, as
-the README's "Deploying with PyTorch" describes), run by
+docs/pytorch.md describes), run by
 roipool.onnx.InferenceSession, gives the module's outputs bit for bit, on
 other box counts than the export's. Skips without torch/onnxruntime (and
 onnxscript for the dynamo exporter), fails without them in CI's peer phase."""

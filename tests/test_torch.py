@@ -398,3 +398,27 @@ def test_malformed_input_raises_torchvisions_exception_type(tv_ops, case):
         rt.roi_pool(*args, 2)
     assert isinstance(info.value, (ValueError, TypeError))
     assert any(name in str(info.value) for name in ("boxes", "input")), info.value
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("scale", [1.0, 0.7, 0.3, 1 / 16])
+def test_numpy_compat_torchvision_equals_torchvision(tv_ops, dtype, scale):
+    """roipool.roi_pooling(..., compat="torchvision") on NumPy arrays is
+    torchvision's CPU roi_pool, bit for bit, argmax included: random boxes, and
+    every half-integer corner over a row (where the scale's rounding shows)."""
+    x, rois = make_case(int(scale * 1000) + 1, scale, dtype)
+    W = 600
+    row = torch.arange(W, dtype=torch.float32).to(dtype).reshape(1, 1, 1, W)
+    xs = torch.arange(0, (W - 2) / scale, 0.5, dtype=torch.float64)
+    corners = torch.zeros((len(xs), 5), dtype=torch.float64)
+    corners[:, 1] = corners[:, 3] = xs
+    corners = corners.to(dtype)
+    for data, boxes, size in [(x, rois, (3, 4)), (row, corners, 1)]:
+        ph, pw = (size, size) if isinstance(size, int) else size
+        tv_out, tv_arg = torch.ops.torchvision.roi_pool(data, boxes, scale, ph, pw)
+        out, arg = roipool.roi_pooling(data.numpy(), boxes.numpy(), size, scale,
+                                       return_argmax=True, compat="torchvision")
+        assert out.dtype == data.numpy().dtype
+        assert np.array_equal(out.view(np.uint8), tv_out.numpy().view(np.uint8))
+        assert np.array_equal(arg, tv_arg.numpy())
+        assert (arg >= 0).sum() > arg.size // 2

@@ -17,16 +17,37 @@ PEER_COLUMNS = {"torchvision": "tv", "ort": "ORT", "opencv": "OpenCV", "openvino
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def machine_info(peers):
-    cpu = "unknown"
+# the CPU flags that decide roipool's SIMD path and its speed (docs tables name them)
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
+              "avx512_fp16", "amx_tile", "asimd", "asimdhp", "sve")
+
+
+def cpu_info():
+    """The first CPU's model name, vendor family/model/stepping and SIMD flags from
+    /proc/cpuinfo: a VM may show only "AMD EPYC" as the name, so the numbers
+    that identify the generation are recorded beside it."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        cpu = platform.processor() or "unknown"
+        pass
+    flags = (fields.get("flags") or fields.get("Features") or "").split()
+    return {
+        "cpu": fields.get("model name") or platform.processor() or "unknown",
+        "cpu_id": {k: fields[k] for k in ("vendor_id", "cpu family", "model", "stepping",
+                                           "CPU implementer", "CPU part") if k in fields},
+        "cpu_flags": [f for f in SIMD_FLAGS if f in flags],
+    }
+
+
+def machine_info(peers):
+    cpu_fields = cpu_info()
+    cpu = cpu_fields.pop("cpu")
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -56,7 +77,7 @@ def machine_info(peers):
         pass
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu, "cores": cores, "platform": platform.platform(),
+        "cpu": cpu, **cpu_fields, "cores": cores, "platform": platform.platform(),
         "compiler": info["compiler"], "build_flags": info["flags"],
         "openmp": bool(roipool.openmp_enabled()), "openmp_version": info["openmp_version"],
         "omp_max_threads": _roi_pool.omp_max_threads(),
@@ -81,7 +102,10 @@ def markdown(res):
     L = [
         f"# roipool benchmark ({'quick, ' if res['quick'] else ''}{m['date']})",
         "",
-        f"- machine: {m['cpu']}, {m['cores']} cores available, {m['platform']}",
+        f"- machine: {m['cpu']}"
+        + "".join(f", {k} {v}" for k, v in m.get("cpu_id", {}).items())
+        + (f", flags {' '.join(m['cpu_flags'])}" if m.get("cpu_flags") else "")
+        + f", {m['cores']} cores available, {m['platform']}",
         f"- roipool {v['roipool']} (git {m['git'].get('commit', '?')}"
         f"{', dirty' if m['git'].get('dirty') else ''}), compiler {m['compiler']}, "
         f"flags `{m['build_flags']}`, OpenMP {'on' if m['openmp'] else 'off'}, "

@@ -9,22 +9,79 @@ ISA_NAMES = ("baseline", "avx2", "avx512", "neon")
 
 
 def supported_isas():
-    """The SIMD paths this CPU can run, baseline first."""
+    """The SIMD paths this build and CPU can run, baseline first.
+
+    Of "baseline", "avx2", "avx512" (x86_64) and "neon" (aarch64). Every path
+    gives bit-identical results.
+
+    Returns
+    -------
+    list of str
+        The names, from the portable path to the widest.
+
+    Examples
+    --------
+    >>> import roipool
+    >>> isas = roipool.supported_isas()
+    >>> isas[0], roipool.get_isa() in isas
+    ('baseline', True)
+    """
     return [name for level, name in enumerate(ISA_NAMES) if _roi_pool.isa_supported(level)]
 
 
 def set_isa(name):
-    """Use the named SIMD path (one of ISA_NAMES) or the best one below it in
-    its family that this build and CPU support (avx512 -> avx2 -> baseline,
-    neon -> baseline); returns the name in use. Every path gives
-    bit-identical results; this exists for testing and benchmarking."""
+    """Use the named SIMD path, or the best one below it that this build and
+    CPU support.
+
+    The families fall back avx512 -> avx2 -> baseline and neon -> baseline.
+    Every path gives bit-identical results; this exists for testing and
+    benchmarking. ``ROIPOOL_ISA=<name>`` does the same at import, where the
+    default is the best supported path. The choice is process-wide.
+
+    Parameters
+    ----------
+    name : {"baseline", "avx2", "avx512", "neon"}
+        The path wanted.
+
+    Returns
+    -------
+    str
+        The path now in use.
+
+    Raises
+    ------
+    ValueError
+        name is not one of the four (``docs/semantics.md``, "Bad input",
+        covers the operators' arguments).
+
+    Examples
+    --------
+    >>> import roipool
+    >>> best = roipool.get_isa()
+    >>> roipool.set_isa("baseline")
+    'baseline'
+    >>> roipool.set_isa(best) == best
+    True
+    """
     if name not in ISA_NAMES:
         raise ValueError(f"isa must be one of {ISA_NAMES}, got {name!r}")
     return ISA_NAMES[_roi_pool.set_isa(ISA_NAMES.index(name))]
 
 
 def get_isa():
-    """The SIMD path in use."""
+    """The SIMD path in use.
+
+    Returns
+    -------
+    str
+        One of :func:`supported_isas`.
+
+    Examples
+    --------
+    >>> import roipool
+    >>> roipool.get_isa() in roipool.supported_isas()
+    True
+    """
     return ISA_NAMES[_roi_pool.get_isa()]
 
 
@@ -53,7 +110,33 @@ def _outcache_line():
 
 
 def show_config(file=None):
-    """Print version, build, OpenMP and SIMD facts: paste it into bug reports."""
+    """Print version, build, OpenMP and SIMD facts: paste it into bug reports.
+
+    ``python -m roipool info`` prints the same.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to write; None is ``sys.stdout``.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    OSError
+        Writing to file failed. (The operators' bad input is in
+        ``docs/semantics.md``, "Bad input".)
+
+    Examples
+    --------
+    >>> import io, roipool
+    >>> report = io.StringIO()
+    >>> roipool.show_config(file=report)
+    >>> report.getvalue().splitlines()[0] == "roipool " + roipool.__version__
+    True
+    """
     import platform
     import sys
 

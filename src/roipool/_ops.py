@@ -10,31 +10,77 @@ from roipool._status import raise_bad_status
 
 def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None,
                 return_argmax=False, num_threads=None, compat="mxnet"):
-    """ROI max pooling, exactly as ``mxnet.npx.roi_pooling``.
+    """ROI max pooling, exactly as ``mxnet.npx.roi_pooling`` (or torchvision's).
+
+    For each ROI, the feature-map region it covers is split into a
+    ``PH x PW`` grid of bins and each bin's maximum is taken, per channel.
+    The rule, bit for bit, is the contract's (``docs/semantics.md``, "The
+    rule"). Inputs are never modified. The GIL is released while the
+    kernels run.
 
     Parameters
     ----------
-    data : array [N, C, H, W], float32, float64, float16 or bfloat16
-        Feature maps; any strides (channels-last is read in place).
-    rois : array [R, 5], real
+    data : array_like [N, C, H, W], float32, float64, float16 or bfloat16
+        Feature maps (bfloat16 as ``ml_dtypes.bfloat16``). Any strides and
+        either byte order; a channels-last array (an ``np.transpose`` of
+        NHWC memory) is read in place. Anything NumPy turns into an array is
+        accepted, as are CPU objects with ``__dlpack__``.
+    rois : array_like [R, 5], any real dtype
         Rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates, corners
-        inclusive; converted to data's dtype first.
+        inclusive; converted to data's dtype first, as MXNet does.
     pooled_size : int or (int, int)
-        Output grid (PH, PW) per ROI.
+        Output grid ``(PH, PW)`` per ROI; an int ``k`` is ``(k, k)``.
     spatial_scale : float > 0
-        Feature-map size / image size. MXNet keeps it as a C float.
+        Feature-map size / image size (above 1 is allowed); a finite number.
     out : ndarray [R, C, PH, PW], optional
-        Buffer to fill (data's dtype, C-contiguous); returned.
-    argmax : ndarray [R, C, PH, PW] int32, optional
-        Buffer to fill with ``h * W + w`` of each maximum, or -1.
-    return_argmax : bool
-        Return ``(out, argmax)`` instead of ``out``.
+        Buffer to fill, of data's dtype, C-contiguous or channels-last
+        contiguous, writable, not sharing memory with the inputs; it is
+        returned. Without it the output is allocated, channels-last when data
+        is.
+    argmax : ndarray [R, C, PH, PW] of int32, optional
+        Buffer to fill with ``h * W + w`` of each maximum (-1 for an empty
+        bin), with out='s requirements.
+    return_argmax : bool, default False
+        Return ``(out, argmax)`` instead of ``out``. When no argmax is asked
+        for, none is stored at all (half the output traffic).
     num_threads : int, optional
-        OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
-        threadpoolctl limits.
-    compat : {"mxnet", "torchvision"}
-        "torchvision" multiplies coordinates by spatial_scale in float64, as
-        ``torchvision.ops.roi_pool`` does; the rest of the rule is the same.
+        OpenMP threads for this call (>= 1, capped at the processors this
+        process may run on). None uses OpenMP's default, which honours
+        ``OMP_NUM_THREADS`` and threadpoolctl limits. The result does not
+        depend on it.
+    compat : {"mxnet", "torchvision"}, default "mxnet"
+        Whose scale rounding to follow. "mxnet" keeps spatial_scale as a C
+        float, then converts it to data's dtype; "torchvision" rounds it to
+        data's dtype directly, as ``torchvision.ops.roi_pool`` does on the CPU
+        (bit for bit the same results, for every dtype). The rest of the rule
+        is the same; the two differ only off powers of two, mostly for float64.
+
+    Returns
+    -------
+    out : ndarray [R, C, PH, PW]
+        The pooled maxima, in data's dtype (native byte order); an empty bin
+        gives 0. The ``out=`` buffer when one was given.
+    argmax : ndarray [R, C, PH, PW] of int32
+        Only with ``return_argmax=True``: ``h * W + w`` of each maximum inside
+        its image plane, -1 for an empty bin (or one holding only NaN).
+
+    Raises
+    ------
+    TypeError
+        A dtype that is not accepted (data not float32/float64/float16/
+        bfloat16, rois not real numbers).
+    ValueError
+        Any other bad argument, named in the message (for rois, the first bad
+        row): wrong shapes, a batch index outside ``[0, N)``, a non-finite
+        coordinate, a bad pooled_size, spatial_scale, num_threads, compat or
+        buffer. Arguments are checked in the order of the contract's tables
+        (``docs/semantics.md``, "Bad input") before anything is written.
+    MemoryError
+        An output that cannot be allocated, with its size.
+
+    See Also
+    --------
+    roi_pooling_backward : the gradient with respect to data.
 
     Examples
     --------
@@ -43,6 +89,16 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     >>> roipool.roi_pooling(x, [[0, 0, 0, 4, 4]], (2, 2), 1.0)[0, 0]
     array([[14., 16.],
            [26., 28.]], dtype=float32)
+
+    The rules differ where the scale's rounding shows: float64 data, scale
+    0.7, a box at x = 5 (5 * 0.7 is 3.4999999 through float32, 3.5 in double):
+
+    >>> row = np.arange(8.0).reshape(1, 1, 1, 8)
+    >>> box = [[0, 5, 0, 5, 0]]
+    >>> int(roipool.roi_pooling(row, box, 1, 0.7)[0, 0, 0, 0])
+    3
+    >>> int(roipool.roi_pooling(row, box, 1, 0.7, compat="torchvision")[0, 0, 0, 0])
+    4
     """
     if out is None and argmax is None:
         result = _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat,
@@ -51,7 +107,7 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
             return result
     data, compute, rmode = v.check_data(data)
     storage = a.storage_dtype(data, rmode)
-    torchvision = v.check_compat(compat)
+    torchvision = v.check_compat(compat, storage)
     ph, pw = v.check_pooled_size(pooled_size)
     scale_t, scale_d = v.check_scale(spatial_scale, compat, storage, rmode)
     n_threads = v.check_num_threads(num_threads)
@@ -114,10 +170,9 @@ def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, ret
     same; None means "not such a call", and roi_pooling's general path runs."""
     if not _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
         return None
-    torchvision = v.check_compat(compat)
+    torchvision = v.check_compat(compat, data.dtype)
     ph, pw = v.check_pooled_size(pooled_size)
-    # no storage dtype: the plain dtypes do not round the scale further
-    scale_t, scale_d = v.check_scale(spatial_scale, compat, None, v.RMODE_NONE)
+    scale_t, scale_d = v.check_scale(spatial_scale, compat, data.dtype, v.RMODE_NONE)
     n_threads = v.check_num_threads(num_threads)
     res = _roi_pool.forward_new(data, rois, scale_t, scale_d, torchvision, ph, pw, n_threads,
                                 return_argmax, _SMALL_BYTES)
@@ -140,17 +195,42 @@ def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_th
 
     ``grad[b_r, c, argmax[r, c, ph, pw]] += grad_out[r, c, ph, pw]`` for every
     argmax >= 0, added in ascending (r, ph, pw) order: the result is
-    bit-identical for any thread count. The gradient with respect to rois is
-    zero.
+    bit-identical for any thread count (``docs/semantics.md``, "Backward").
+    The gradient with respect to rois is zero.
 
     Parameters
     ----------
-    grad_out : array [R, C, PH, PW], float
-    rois : array [R, 5], the ROIs of the forward call (batch column is used)
-    argmax : integer array [R, C, PH, PW] from the forward call
-    data_shape : (N, C, H, W)
-    out : ndarray of data_shape and grad_out's dtype, optional; filled and returned
+    grad_out : array_like [R, C, PH, PW], float32, float64, float16 or bfloat16
+        Gradient of the forward output.
+    rois : array_like [R, 5]
+        The ROIs of the forward call; only the batch column is used (it and
+        the coordinates' finiteness are checked).
+    argmax : array_like [R, C, PH, PW] of any integer dtype
+        The forward call's argmax (int32 as returned; an int64 copy works),
+        values in ``[-1, H * W)``.
+    data_shape : (int, int, int, int)
+        ``(N, C, H, W)`` of the forward's data, with C equal to grad_out's.
+    out : ndarray of data_shape and grad_out's dtype, optional
+        Buffer (C-contiguous or channels-last), overwritten (not added to)
+        and returned.
     num_threads : int, optional
+        As for :func:`roi_pooling`; the result does not depend on it.
+
+    Returns
+    -------
+    grad : ndarray of data_shape
+        The gradient with respect to data, in grad_out's dtype; the ``out=``
+        buffer when one was given.
+
+    Raises
+    ------
+    TypeError
+        grad_out is not a floating-point array.
+    ValueError
+        A bad argument, named in the message: shapes that disagree, an
+        argmax value outside ``[-1, H * W)``, a batch index outside
+        ``[0, N)``, a bad buffer or num_threads (``docs/semantics.md``,
+        "Bad input" and "Backward").
 
     Examples
     --------

@@ -95,7 +95,20 @@ def empty_cache():
     that roipool recycles once every array made from them is gone; the pool
     holds at most ``ROIPOOL_OUTPUT_CACHE_MB`` MiB (default 1024, 0 or
     ``ROIPOOL_OUTPUT_CACHE=0`` to turn it off). ``show_config()`` prints its
-    state."""
+    state. Blocks still referenced stay yours.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import numpy as np, roipool
+    >>> x = np.ones((1, 512, 38, 50), np.float32)
+    >>> out = roipool.roi_pooling(x, [[0, 0, 0, 99, 99]] * 50, 7, 1 / 16)  # 5 MB
+    >>> del out              # its block is idle now, kept for the next call
+    >>> roipool.empty_cache()  # handed back to the OS
+    """
     with _lock:
         _shrink_to(0, forget_busy=False)
 

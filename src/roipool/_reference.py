@@ -100,19 +100,17 @@ def _int_ceil(v):
 
 def scale_in(dtype, spatial_scale, compat="mxnet"):
     """The scale the products use: MXNet stores it as a C float, then converts to T;
-    torchvision keeps the Python float (a double)."""
-    if compat == "torchvision":
-        return float(spatial_scale)
+    torchvision's CPU kernel rounds it to T directly."""
     ar = Arith(dtype)
     with np.errstate(over="ignore"):
+        if compat == "torchvision":
+            return ar.T(np.asarray(float(spatial_scale)).astype(ar.T))
         return ar.T(np.float32(spatial_scale))
 
 
-def scaled_corners(row, scale, ar, compat="mxnet"):
-    """x1, y1, x2, y2 of a ROI row (already in T) times the scale, before rounding:
-    in T for MXNet, in double for torchvision. `scale` comes from scale_in()."""
-    if compat == "torchvision":
-        return [float(v) * scale for v in row[1:5]]
+def scaled_corners(row, scale, ar):
+    """x1, y1, x2, y2 of a ROI row (already in T) times the scale (from scale_in),
+    in T, before rounding."""
     return [float(ar.mul(v, scale)) for v in row[1:5]]
 
 
@@ -126,7 +124,7 @@ def rounded_box(corners):
 def roi_bins(row, scale, ar, H, W, PH, PW, compat="mxnet", r=0):
     """(b, [(hstart, hend)] * PH, [(wstart, wend)] * PW) of one ROI row in T."""
     b = math.trunc(float(row[0]))  # MXNet: C cast of the batch column to int
-    x1, y1, roi_h, roi_w = rounded_box(scaled_corners(row, scale, ar, compat))
+    x1, y1, roi_h, roi_w = rounded_box(scaled_corners(row, scale, ar))
     sizes = [ar.of_int(n) for n in (roi_h, roi_w, PH, PW)]
     if not all(math.isfinite(float(v)) for v in sizes):
         raise NotFiniteSize(r)

@@ -1015,7 +1015,20 @@ def omp_pause():
 
 
 def openmp_enabled():
-    """True when the extension was compiled with OpenMP."""
+    """True when the extension was compiled with OpenMP.
+
+    Without OpenMP (a compiler that lacks it) every call runs on one thread.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import roipool
+    >>> isinstance(roipool.openmp_enabled(), bool)
+    True
+    """
     return bool(ROIPOOL_OPENMP)
 
 

@@ -125,7 +125,7 @@ def check_scale(spatial_scale, compat, storage, rmode):
     # the result depends on the storage dtype only in reduced precision
     key = None
     if type(spatial_scale) is float:
-        key = (spatial_scale, compat) if rmode == RMODE_NONE else \
+        key = (spatial_scale, compat) if rmode == RMODE_NONE and compat == "mxnet" else \
             (spatial_scale, compat, storage)
         hit = _scale_cache.get(key)
         if hit is not None:
@@ -148,7 +148,16 @@ def _check_scale(spatial_scale, compat, storage, rmode):
     if not (math.isfinite(s) and s > 0):
         raise ValueError(f"spatial_scale must be a finite number > 0, got {spatial_scale!r}")
     if compat == "torchvision":
-        return s, s
+        # torchvision's CPU kernel holds the scale as a T (the data's dtype)
+        # and multiplies in T: for float64 the double product of the scale as
+        # given, for the other dtypes MXNet's rule with the scale rounded to T
+        # (exact through float32).
+        if storage == FLOAT64:
+            return s, s
+        if s >= _F32_OVERFLOW:
+            raise ValueError(f"spatial_scale={s!r} overflows the data's dtype {storage}")
+        with np.errstate(over="ignore"):  # above 65504 it is inf in float16: rows then fail
+            return float(np.float64(s).astype(storage)), s
     if s >= _F32_OVERFLOW:
         raise ValueError(f"spatial_scale={s!r} overflows float32, which MXNet stores it in")
     st = np.float32(s)
@@ -158,10 +167,12 @@ def _check_scale(spatial_scale, compat, storage, rmode):
     return float(st), s
 
 
-def check_compat(compat):
+def check_compat(compat, storage):
+    """Whether the kernel multiplies in double by the scale as given: what
+    compat="torchvision" means for float64 data (check_scale has the rest)."""
     if compat not in _COMPAT:
         raise ValueError(f"compat must be one of {_COMPAT}, got {compat!r}")
-    return compat == "torchvision"
+    return compat == "torchvision" and storage == FLOAT64
 
 
 def check_buffer(buf, name, shape, dtype, avoid):

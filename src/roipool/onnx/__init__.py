@@ -2,9 +2,13 @@
 is ``onnxruntime.InferenceSession`` with every top-level float32 ``MaxRoiPool``
 node computed by roipool and the rest of the graph in ONNX Runtime.
 
->>> import roipool.onnx as ort                # instead of: import onnxruntime as ort
->>> sess = ort.InferenceSession("frcnn.onnx")  # doctest: +SKIP
->>> sess.run(None, {"image": image, "rois": rois})  # doctest: +SKIP
+::
+
+    import roipool.onnx as ort                # instead of: import onnxruntime as ort
+    sess = ort.InferenceSession("frcnn.onnx")
+    sess.run(None, {"image": image, "rois": rois})
+
+(:class:`InferenceSession` has a complete example.)
 
 The graph is cut at the pools once, at construction: the parts between them
 are ONNX Runtime sessions, the pools roipool calls, and tensors go from one

@@ -16,7 +16,7 @@ from roipool.onnx import _plan
 CPU = "CPUExecutionProvider"
 SPINNING = "session.intra_op.allow_spinning"
 DENORMAL_AS_ZERO = "session.set_denormal_as_zero"
-# Measured (bench/bench_onnx.py, README): ONNX Runtime's workers spinning
+# Measured (bench/bench_onnx.py, bench/README.md): ONNX Runtime's workers spinning
 # after a part steal the cores roipool's OpenMP threads need for the pool.
 DEFAULT_SPINNING = "0"
 NEG_ZERO_BITS = np.iinfo(np.int32).min  # -0.0f as an int32
@@ -27,7 +27,33 @@ _ORT_ERROR = "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "
 class NodeArg:
     """A graph input or output no ONNX Runtime session of the parts describes
     (one a pool makes, or one only pools read): name, type and shape written
-    as onnxruntime.NodeArg writes them."""
+    as onnxruntime.NodeArg writes them.
+
+    ``InferenceSession.get_inputs()`` and ``get_outputs()`` return these (or
+    ONNX Runtime's own NodeArg objects); you do not make them.
+
+    Parameters
+    ----------
+    name : str
+    type : str
+        E.g. ``"tensor(float)"``.
+    shape : list of int, str or None
+        Fixed sizes, symbolic names, or None for an unknown dimension.
+
+    Raises
+    ------
+    Nothing
+        It only holds the three values. The session's errors are
+        :class:`InferenceSession`'s (``docs/semantics.md``, "Bad input").
+
+    Examples
+    --------
+    >>> from roipool.onnx import NodeArg
+    >>> NodeArg("rois", "tensor(float)", ["R", 5])
+    NodeArg(name='rois', type='tensor(float)', shape=['R', 5])
+
+    :class:`InferenceSession`'s example shows ``get_inputs()``.
+    """
 
     def __init__(self, name, type, shape):
         self.name, self.type, self.shape = name, type, shape
@@ -46,7 +72,32 @@ class NodeArg:
 
 
 class ModelMetadata:
-    """The model's metadata, as onnxruntime.ModelMetadata reports it."""
+    """The model's metadata, as onnxruntime.ModelMetadata reports it.
+
+    ``InferenceSession.get_modelmeta()`` returns it; its attributes are
+    ``producer_name``, ``graph_name``, ``domain``, ``description``,
+    ``graph_description``, ``version`` and ``custom_metadata_map``.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The model read.
+
+    Raises
+    ------
+    Nothing
+        It only copies the model's fields. The session's errors are
+        :class:`InferenceSession`'s (``docs/semantics.md``, "Bad input").
+
+    Examples
+    --------
+    >>> from onnx import helper
+    >>> from roipool.onnx import ModelMetadata
+    >>> model = helper.make_model(helper.make_graph([], "pool", [], []), producer_name="me")
+    >>> meta = ModelMetadata(model)
+    >>> meta.graph_name, meta.producer_name
+    ('pool', 'me')
+    """
 
     def __init__(self, model):
         self.producer_name = model.producer_name
@@ -83,7 +134,65 @@ class InferenceSession:
     The constructor takes onnxruntime's arguments; ``num_threads`` (keyword
     only) is roipool's thread count for the pools, by default OpenMP's,
     bounded by ``sess_options.intra_op_num_threads`` when that is set. The
-    outputs are those of ``onnxruntime.InferenceSession`` bit for bit.
+    outputs are those of ``onnxruntime.InferenceSession`` bit for bit. Its
+    methods are ONNX Runtime's: ``run``, ``get_inputs``, ``get_outputs``,
+    ``get_overridable_initializers``, ``get_modelmeta``, ``get_providers``,
+    ``get_session_options``; ``uses_roipool`` says whether any pool runs on
+    roipool (False: the model is one plain ONNX Runtime session). Safe to
+    call from several Python threads at once.
+
+    Parameters
+    ----------
+    path_or_bytes : str, os.PathLike or bytes
+        The model, as for onnxruntime.
+    sess_options : onnxruntime.SessionOptions, optional
+        Used for every ONNX Runtime session made. Unless it sets
+        ``session.intra_op.allow_spinning``, that is set to "0" on it (ONNX
+        Runtime's spinning workers would hold the cores roipool needs). With
+        ``session.set_denormal_as_zero`` = "1" the model runs as one plain
+        session.
+    providers, provider_options : list, optional
+        As for onnxruntime; any providers other than
+        ``["CPUExecutionProvider"]`` make the model one plain session.
+    num_threads : int, optional, keyword only
+        roipool's threads for the pools (None or >= 1).
+    **kwargs
+        Passed to every ONNX Runtime session made.
+
+    Raises
+    ------
+    ValueError
+        A bad num_threads (named). At ``run``: a bad ROI that ONNX Runtime's
+        kernel would read as undefined values (a batch index outside the
+        batch, a NaN or a coordinate whose scaled value does not fit a C int)
+        raises roipool's ValueError naming ``rois`` and its row
+        (``docs/semantics.md``, "Bad input"); every other bad input raises
+        what ONNX Runtime raises, with its message.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onnx import TensorProto, helper
+    >>> import roipool.onnx as ort               # instead of: import onnxruntime as ort
+    >>> pool = helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"], pooled_shape=[2, 2],
+    ...                         spatial_scale=1.0)
+    >>> graph = helper.make_graph(
+    ...     [pool], "pool",
+    ...     [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 8, 6]),
+    ...      helper.make_tensor_value_info("rois", TensorProto.FLOAT, ["R", 5])],
+    ...     [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["R", 1, 2, 2])])
+    >>> model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+    ...                           ir_version=8)
+    >>> sess = ort.InferenceSession(model.SerializeToString(),
+    ...                             providers=["CPUExecutionProvider"])
+    >>> sess.uses_roipool
+    True
+    >>> [(a.name, a.shape) for a in sess.get_inputs()]
+    [('X', [1, 1, 8, 6]), ('rois', ['R', 5])]
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6)
+    >>> sess.run(None, {"X": x, "rois": np.array([[0, 0, 0, 4, 4]], np.float32)})[0][0, 0]
+    array([[14., 16.],
+           [26., 28.]], dtype=float32)
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,

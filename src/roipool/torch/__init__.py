@@ -21,13 +21,14 @@ and every program that records operators, goes through
 
 Differences from calling :func:`roipool.roi_pooling` on the tensors' arrays:
 
-* ``compat="torchvision"`` is the default. torchvision converts
-  ``spatial_scale`` to the input's dtype and multiplies each box coordinate by
-  it in that dtype. For float32 that is MXNet's rule too; for float64 MXNet
-  first rounds the scale to float32, so the two can differ by one cell
-  (float64, scale 0.7, x1 = 5: torchvision 4, MXNet 3). With this default the
-  result equals ``torchvision.ops.roi_pool`` element by element at every
-  scale. Pass ``compat="mxnet"`` for MXNet's numbers.
+* ``compat="torchvision"`` is the default (``roi_pooling``'s is "mxnet"; the
+  name means the same in both). torchvision converts ``spatial_scale`` to the
+  input's dtype and multiplies each box coordinate by it in that dtype. For
+  float32 that is MXNet's rule too; for float64 MXNet first rounds the scale
+  to float32, so the two can differ by one cell (float64, scale 0.7, x1 = 5:
+  torchvision 4, MXNet 3). With this default the result equals
+  ``torchvision.ops.roi_pool`` element by element at every scale. Pass
+  ``compat="mxnet"`` for MXNet's numbers.
 * ``num_threads=None`` uses ``torch.get_num_threads()``, further limited by
   roipool's OpenMP default (``OMP_NUM_THREADS``, threadpoolctl), read when the
   kernel runs.
@@ -211,7 +212,34 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
 
     Returns
     -------
-    Tensor[K, C, PH, PW] of input's dtype. Differentiable with respect to input.
+    Tensor[K, C, PH, PW]
+        Of input's dtype, channels-last when input is. Differentiable with
+        respect to input (the gradient is :func:`roipool.roi_pooling_backward`).
+
+    Raises
+    ------
+    TypeError
+        input is not a tensor, or of another dtype; spatial_scale is not a
+        number.
+    ValueError
+        A tensor not on the CPU, a bad output_size, compat or num_threads, a
+        batch index outside the batch, a non-finite coordinate: the
+        contract's bad input (``docs/semantics.md``, "Bad input").
+    AssertionError, IndexError
+        Malformed boxes raise what torchvision raises, through subclasses that
+        are also ValueError or TypeError.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from roipool.torch import roi_pool
+    >>> x = torch.arange(48.0).reshape(1, 1, 8, 6)
+    >>> roi_pool(x, torch.tensor([[0.0, 0, 0, 4, 4]]), (2, 2), 1.0)[0, 0]
+    tensor([[14., 16.],
+            [26., 28.]])
+    >>> roi_pool(x, [torch.tensor([[0.0, 0, 4, 4]])], 2, 0.7)[0, 0]  # boxes per image
+    tensor([[ 7.,  9.],
+            [19., 21.]])
     """
     if not torch.jit.is_scripting():
         if not isinstance(input, Tensor):
@@ -243,6 +271,34 @@ class RoIPool(nn.Module):
     ``RoIPool(output_size, spatial_scale)(input, boxes)`` equals
     ``roi_pool(input, boxes, output_size, spatial_scale)``; ``compat`` and
     ``num_threads`` are passed through. Scriptable.
+
+    Parameters
+    ----------
+    output_size : int or (int, int)
+        (PH, PW) of each pooled region.
+    spatial_scale : float
+        Feature-map size / image size.
+    compat : {"torchvision", "mxnet"}, keyword only
+        As for :func:`roi_pool`.
+    num_threads : int, optional, keyword only
+        As for :func:`roi_pool`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When called, what :func:`roi_pool` raises (``docs/semantics.md``,
+        "Bad input").
+
+    Examples
+    --------
+    >>> import torch
+    >>> from roipool.torch import RoIPool
+    >>> pool = RoIPool((2, 2), 1.0)
+    >>> pool
+    RoIPool(output_size=(2, 2), spatial_scale=1.0, compat='torchvision')
+    >>> pool(torch.arange(48.0).reshape(1, 1, 8, 6), torch.tensor([[0.0, 0, 0, 4, 4]]))[0, 0]
+    tensor([[14., 16.],
+            [26., 28.]])
     """
 
     def __init__(self, output_size: BroadcastingList2[int], spatial_scale: float, *,

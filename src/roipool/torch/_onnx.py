@@ -64,6 +64,25 @@ def onnx_translation_table():
 
     Each roipool operator becomes one ``MaxRoiPool`` node (float32 only: see
     this module's docstring). Needs the ``onnxscript`` package.
+
+    Returns
+    -------
+    dict
+        From each of roipool's operators to its onnxscript translation.
+
+    Raises
+    ------
+    ImportError
+        onnxscript is not installed. (Exporting a pool that ONNX cannot
+        express with roipool's numbers, e.g. float64, raises at export; bad
+        input is the contract's, ``docs/semantics.md``, "Bad input".)
+
+    Examples
+    --------
+    >>> import roipool.torch
+    >>> table = roipool.torch.onnx_translation_table()
+    >>> sorted(op.name() for op in table)
+    ['roipool::roi_pool', 'roipool::roi_pool_forward', 'roipool::roi_pool_with_argmax']
     """
     from onnxscript import opset18 as op
 

@@ -43,12 +43,6 @@ def _bfloat16():
     return np.dtype(ml_dtypes.bfloat16)
 
 
-def numpy_dtype(dtype):
-    if dtype == torch.bfloat16:
-        return _bfloat16()
-    return {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}[dtype]
-
-
 def to_numpy(t):
     """A NumPy view of a CPU tensor's memory (strides kept, no copy)."""
     if t.dtype == torch.bfloat16:
@@ -65,31 +59,6 @@ def from_numpy(a, dtype):
     if dtype == torch.bfloat16:
         return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(a)
-
-
-def scale_rule(compat, spatial_scale, dtype):
-    """(core compat, scale) that give torchvision's CPU arithmetic for this dtype.
-
-    torchvision's CPU kernel takes ``const T spatial_scale``: the scale is
-    rounded to the tensor's dtype T and each coordinate is multiplied in T.
-    For float64 that is roipool's "torchvision" rule (a double product). For
-    the other dtypes, rounding the scale to T here and using the "mxnet" rule
-    (scale -> float32 -> T, exact for a T value, product in T) is the same.
-    """
-    key = (spatial_scale, compat, dtype)
-    hit = _scale_rules.get(key) if type(spatial_scale) is float else None
-    if hit is not None:
-        return hit
-    if compat != "torchvision" or dtype == torch.float64 or not np.isfinite(spatial_scale):
-        return compat, spatial_scale  # roi_pooling names a bad compat or scale
-    with np.errstate(over="ignore", under="ignore"):
-        rule = "mxnet", float(np.asarray(float(spatial_scale)).astype(numpy_dtype(dtype)))
-    if type(spatial_scale) is float and len(_scale_rules) < 256:  # a few scales per service
-        _scale_rules[key] = rule
-    return rule
-
-
-_scale_rules = {}
 
 
 def threads(num_threads):
@@ -145,12 +114,11 @@ def forward(input, rois, spatial_scale, pooled_height, pooled_width, compat, num
             with_argmax, fmt=None):
     """roi_pooling on the tensors' memory, into (or as) the returned tensors."""
     check_shapes(input, rois, pooled_height, pooled_width)
-    core_compat, scale = scale_rule(compat, spatial_scale, input.dtype)
     if input.is_contiguous():
         # out_format is contiguous, as roi_pooling's own outputs are for such
         # data: let it allocate them (its fast path; no out= checks to pass)
-        res = roi_pooling(to_numpy(input), to_numpy(rois), (pooled_height, pooled_width), scale,
-                          argmax=None, return_argmax=with_argmax, compat=core_compat,
+        res = roi_pooling(to_numpy(input), to_numpy(rois), (pooled_height, pooled_width), spatial_scale,
+                          argmax=None, return_argmax=with_argmax, compat=compat,
                           num_threads=threads(num_threads))
         out, argmax = res if with_argmax else (res, None)
         return from_numpy(out, input.dtype), None if argmax is None else torch.from_numpy(argmax)
@@ -158,9 +126,9 @@ def forward(input, rois, spatial_scale, pooled_height, pooled_width, compat, num
     out = numpy_pooled(input, rois, pooled_height, pooled_width, input.dtype, fmt)
     argmax = numpy_pooled(input, rois, pooled_height, pooled_width, torch.int32, fmt) \
         if with_argmax else None
-    roi_pooling(to_numpy(input), to_numpy(rois), (pooled_height, pooled_width), scale,
+    roi_pooling(to_numpy(input), to_numpy(rois), (pooled_height, pooled_width), spatial_scale,
                 out=to_numpy(out), argmax=None if argmax is None else argmax.numpy(),
-                compat=core_compat, num_threads=threads(num_threads))
+                compat=compat, num_threads=threads(num_threads))
     return out, argmax
 
 

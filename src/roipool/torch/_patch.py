@@ -97,6 +97,29 @@ def patch_torchvision():
     may be called from any thread at any time. A batch index outside the batch
     or a NaN or infinite box coordinate (on which torchvision's kernel reads
     out of bounds or has undefined behaviour) raises ValueError.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ImportError
+        torchvision is not installed.
+    RuntimeError
+        This torch lacks ``torch.library.get_kernel`` (torch < 2.4). Bad
+        input to the patched operator is the contract's (``docs/semantics.md``,
+        "Bad input").
+
+    Examples
+    --------
+    >>> import torch, torchvision, roipool.torch
+    >>> roipool.torch.patch_torchvision()
+    >>> x = torch.arange(48.0).reshape(1, 1, 8, 6)
+    >>> torchvision.ops.roi_pool(x, torch.tensor([[0.0, 0, 0, 4, 4]]), 2, 1.0)[0, 0]
+    tensor([[14., 16.],
+            [26., 28.]])
+    >>> roipool.torch.unpatch_torchvision()
     """
     with _lock:
         _torchvision_ops()
@@ -116,7 +139,19 @@ def patch_torchvision():
 
 
 def unpatch_torchvision():
-    """Give torchvision's CPU kernels back (does nothing when not patched)."""
+    """Give torchvision's CPU kernels back (does nothing when not patched).
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import roipool.torch
+    >>> roipool.torch.patch_torchvision()
+    >>> roipool.torch.unpatch_torchvision()
+    >>> roipool.torch.unpatch_torchvision()  # again: nothing to undo
+    """
     with _lock:
         _state["enabled"] = False
 
