@@ -48,7 +48,7 @@ def test_fuzz_sample(tmp_path):
     assert res["outcomes"].get("ok", 0) > CASES // 10
     assert res["outcomes"].get("ValueError", 0) > CASES // 10
     assert res["outcomes"].get("TypeError", 0) > 0
-    assert set(res["by_function"]) == {"fwd", "bwd"}
+    assert set(res["by_function"]) == {"fwd", "bwd", "afwd", "abwd"}
 
 
 # ----------------------------------------------------------------------------- the harness can fail

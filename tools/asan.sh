@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build roipool with AddressSanitizer + UndefinedBehaviorSanitizer in a
-# throw-away copy of the tree and run the test suite and the fuzzer under it.
+# throw-away copy of the tree and run the test suite and the fuzzer under it
+# (both cover roi_pooling and roi_align, forward and backward).
 #
 #   tools/asan.sh                 # tests + 2,000 fuzz cases, the -O3 kernels
 #   tools/asan.sh --cases 10000   # more fuzz cases

@@ -168,9 +168,8 @@ def make_rois(rng, spec, N, H, W, scale):
 def build(spec):
     """spec -> (function name, args, kwargs)."""
     rng = np.random.default_rng(spec["seed"])
-    if spec["op"] == "fwd":
-        return build_forward(spec, rng)
-    return build_backward(spec, rng)
+    return {"fwd": build_forward, "bwd": build_backward, "afwd": build_align_forward,
+            "abwd": build_align_backward}[spec["op"]](spec, rng)
 
 
 def _data_like(spec, rng, shape, dtname, layout, vals):
@@ -393,3 +392,51 @@ def build_backward(spec, rng):
             ov = am
         kwargs["out"] = _buffer(kind, oshape, ft[0], rng, overlap_with=ov)
     return "roi_pooling_backward", (grad_out, rois, am, ds), kwargs
+
+
+# -- RoIAlign ---------------------------------------------------------------------
+
+RATIOS = {"-1": -1, "0": 0, "1": 1, "2": 2, "3": 3, "np2": np.int64(2), "max": 46340,
+          "-2": -2, "over": 46341, "true": True, "float": 2.0, "none": None, "str": "2"}
+GOOD_RATIOS = ["-1", "0", "1", "2", "3", "np2"]
+BAD_RATIOS = ["max", "-2", "over", "true", "float", "none", "str"]  # "max": valid, but slow
+ALIGNED = {"false": False, "true": True, "np": np.bool_(True), "int": 1, "str": "True",
+           "none": None}
+GOOD_ALIGNED = ["false", "true", "np"]
+BAD_ALIGNED = ["int", "str", "none"]
+ALIGN_COMPATS = {"torchvision": "torchvision", "mxnet": "mxnet", "onnxruntime": "onnxruntime",
+                 "ort": "ort", "none": None}
+MODES = {"avg": "avg", "max": "max", "mean": "mean", "none": None}
+
+
+def _align_kwargs(spec):
+    kwargs = {}
+    if spec["threads"] != "none":
+        kwargs["num_threads"] = THREADS[spec["threads"]]
+    if spec["acompat"] != "torchvision":
+        kwargs["compat"] = ALIGN_COMPATS[spec["acompat"]]
+    return kwargs
+
+
+def build_align_forward(spec, rng):
+    """roi_align: the data, rows and buffers of a roi_pooling case, plus the
+    RoIAlign arguments (sampling_ratio, aligned, mode, the three compats)."""
+    _, (data, rois, pooled, scale), kw = build_forward(dict(spec, ret=False, argmax="none",
+                                                            compat="mxnet"), rng)
+    kwargs = _align_kwargs(spec)
+    if spec["mode"] != "avg":
+        kwargs["mode"] = MODES[spec["mode"]]
+    if "out" in kw:
+        kwargs["out"] = kw["out"]
+    args = (data, rois, pooled, scale, RATIOS[spec["ratio"]], ALIGNED[spec["aligned"]])
+    return "roi_align", args, kwargs
+
+
+def build_align_backward(spec, rng):
+    _, (grad_out, rois, _, ds), kw = build_backward(dict(spec, amk="none"), rng)
+    kwargs = _align_kwargs(spec)
+    if "out" in kw:
+        kwargs["out"] = kw["out"]
+    scale = SCALES[spec["scale"]]
+    return "roi_align_backward", (grad_out, rois, ds, scale, RATIOS[spec["ratio"]],
+                                  ALIGNED[spec["aligned"]]), kwargs

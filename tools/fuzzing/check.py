@@ -14,7 +14,7 @@ except ImportError:  # NumPy 1.x (the floor is 1.25): not moved there yet
 
 from .cases import build
 from .common import BF16, SkipCase, uint_view
-from .model import expect_backward, expect_forward
+from .model import expect_align_backward, expect_align_forward, expect_backward, expect_forward
 
 
 def _root(x):
@@ -114,6 +114,10 @@ def describe_mismatch(got, exp):
     return f"{len(bad)} elements differ, first at {i}: got {got[i]!r}, expected {exp[i]!r}"
 
 
+EXPECT = {"roi_pooling": expect_forward, "roi_pooling_backward": expect_backward,
+          "roi_align": expect_align_forward, "roi_align_backward": expect_align_backward}
+
+
 def run_case(spec, roipool, verbose=False):
     """-> (outcome, problems or None). outcome: 'ok' | exception name | 'skip' |
     'harness-error' (an exception of this harness: building the case, the model
@@ -131,10 +135,7 @@ def _run_case(spec, roipool, verbose=False):
         warnings.simplefilter("ignore")
         try:
             fname, args, kwargs = build(spec)
-            if fname == "roi_pooling":
-                exp = expect_forward(*args, **kwargs)
-            else:
-                exp = expect_backward(*args, **kwargs)
+            exp = EXPECT[fname](*args, **kwargs)
         except SkipCase:
             return "skip", None
         ins = [snapshot(a) for a in args]
@@ -198,7 +199,7 @@ def float_result_problems(got, want, what, kwargs):
 def check_results(fname, res, exp, kwargs, args):
     if fname != "roi_pooling":
         (want,) = exp.results
-        return float_result_problems(res, want, "grad", kwargs)
+        return float_result_problems(res, want, "out" if fname == "roi_align" else "grad", kwargs)
     want_out, want_am = exp.results
     if kwargs.get("return_argmax"):
         if not (isinstance(res, tuple) and len(res) == 2):

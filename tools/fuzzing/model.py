@@ -205,22 +205,26 @@ def expect_forward(data, rois, pooled_size, spatial_scale, out=None, argmax=None
     return Expect([], results=res, maybe=maybe)
 
 
-def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=None):
-    faults, maybe = [], []
-    g, T, _ = float_array_faults(grad_out, "grad_out", faults)
+def data_shape_faults(data_shape, g, faults):
+    """data_shape as four ints (None when malformed), appending its faults: not
+    four non-negative ints, H * W > 2**31, C other than grad_out's."""
     try:
         ds = tuple(data_shape)
     except TypeError:
         ds = None
     if ds is None or len(ds) != 4 or not all(is_int(v) and v >= 0 for v in ds):
         faults.append(Fault("data_shape", ValueError))
-        ds = None
-    else:
-        ds = tuple(int(v) for v in ds)
-        if ds[2] * ds[3] > 2**31:
-            faults.append(Fault("data_shape", ValueError))
-        if g is not None and g.ndim == 4 and ds[1] != g.shape[1]:
-            faults.append(Fault("data_shape", ValueError))
+        return None
+    ds = tuple(int(v) for v in ds)
+    if ds[2] * ds[3] > 2**31 or (g is not None and g.ndim == 4 and ds[1] != g.shape[1]):
+        faults.append(Fault("data_shape", ValueError))
+    return ds
+
+
+def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=None):
+    faults, maybe = [], []
+    g, T, _ = float_array_faults(grad_out, "grad_out", faults)
+    ds = data_shape_faults(data_shape, g, faults)
     if not (num_threads is None or (is_int(num_threads) and num_threads >= 1)):
         faults.append(Fault("num_threads", ValueError))
     a = as_array(argmax)
@@ -262,3 +266,132 @@ def expect_backward(grad_out, rois, argmax, data_shape, out=None, num_threads=No
     if faults or rf:
         return Expect(faults + rf, maybe=maybe)
     return Expect([], results=(ref.backward(g, r, a, ds),), maybe=maybe)
+
+
+# -- RoIAlign ("RoIAlign, bad input and degenerate boxes") ------------------------
+
+ALIGN_COMPATS = ("torchvision", "mxnet", "onnxruntime")
+MAX_RATIO = 46340  # 46340**2 < 2**31: the per-bin sample count stays an int
+SAMPLE_BUDGET = 20000  # samples the plain-loop reference computes per case
+
+
+def align_arg_faults(spatial_scale, sampling_ratio, aligned, num_threads, compat, dtype, faults):
+    """The faults of the scalar arguments both RoIAlign functions share."""
+    if not (isinstance(compat, str) and compat in ALIGN_COMPATS):
+        faults.append(Fault("compat", ValueError))
+        compat = "torchvision"
+    if not is_real_scalar(spatial_scale) or not (math.isfinite(float(spatial_scale))
+                                                 and float(spatial_scale) > 0):
+        faults.append(Fault("spatial_scale", ValueError))
+    elif dtype is not None:
+        with np.errstate(over="ignore"):
+            s = ref.align_scale(dtype, float(spatial_scale), compat)
+        if not math.isfinite(float(s)):
+            faults.append(Fault("spatial_scale", ValueError))
+    if not (is_int(sampling_ratio) and -1 <= int(sampling_ratio) <= MAX_RATIO):
+        faults.append(Fault("sampling_ratio", ValueError))
+    if not isinstance(aligned, (bool, np.bool_)):
+        faults.append(Fault("aligned", ValueError))
+    if not (num_threads is None or (is_int(num_threads) and num_threads >= 1)):
+        faults.append(Fault("num_threads", ValueError))
+
+
+def align_rows(r, T, N, spatial_scale, compat, PH, PW, ratio, aligned):
+    """(first row fault or None, samples of all rows) of valid arguments."""
+    ct = ref.align_compute_dtype(T)
+    ops = ref.AlignOps(ct)
+    with np.errstate(all="ignore"):
+        rows = r.astype(ct)
+    scale = ref.align_scale(T, spatial_scale, compat)
+    total = 0
+    for i in range(rows.shape[0]):
+        why = ref.align_row_problem(rows[i], N, scale, ops, PH, PW, int(ratio), bool(aligned))
+        if why is not None:
+            return Fault("rois", ValueError, f"row {i}"), total
+        total += ref.align_samples(rows[i], scale, ops, PH, PW, int(ratio), bool(aligned))
+    return None, total
+
+
+def _bytes_fault(nelem, shape, T, faults):
+    csize = 8 if T.itemsize == 8 else 4
+    nbytes = nelem * csize
+    if nbytes >= HUGE_BYTES or span_bytes(shape, csize) >= 2**63:
+        faults.append(Fault(None, MemoryError))
+    elif nbytes >= GRAY_BYTES:
+        raise SkipCase("output size in the environment-dependent range")
+
+
+def expect_align_forward(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned=False,
+                         out=None, *, mode="avg", compat="torchvision", num_threads=None):
+    faults = []
+    d, T, _ = float_array_faults(data, "data", faults)
+    if d is not None and d.ndim == 4 and d.shape[2] * d.shape[3] > 2**31:
+        faults.append(Fault("data", ValueError))
+    if not (isinstance(mode, str) and mode in ("avg", "max")) or \
+            (mode == "max" and compat != "onnxruntime" and compat in ALIGN_COMPATS):
+        faults.append(Fault("mode", ValueError))
+    pooled = pooled_of(pooled_size)
+    if pooled == "bad":
+        faults.append(Fault("pooled_size", ValueError))
+    align_arg_faults(spatial_scale, sampling_ratio, aligned, num_threads, compat, T, faults)
+    if pooled != "bad" and is_int(sampling_ratio) and 0 < int(sampling_ratio) <= MAX_RATIO \
+            and pooled[0] * pooled[1] * int(sampling_ratio) ** 2 >= 2**31:
+        faults.append(Fault("sampling_ratio", ValueError))
+    r = rois_faults(rois, faults)
+    if faults:
+        return Expect(faults)
+    N, C, H, W = d.shape
+    R = r.shape[0]
+    PH, PW = pooled
+    shape = (R, C, PH, PW)
+    if out is not None:
+        f = buffer_fault(out, "out", shape, T, (data, rois))
+        if f is not None:
+            return Expect([f])
+    _bytes_fault(R * C * PH * PW, shape, T, faults)
+    rowf, samples = align_rows(r, T, N, spatial_scale, compat, PH, PW, sampling_ratio, aligned)
+    if rowf is not None:
+        faults.append(rowf)
+    if faults:
+        return Expect(faults)
+    if samples * max(C, 1) > 50 * SAMPLE_BUDGET or samples > SAMPLE_BUDGET:
+        raise SkipCase("too many samples for the plain-loop reference")
+    res = ref.roi_align(d, r, pooled, spatial_scale, int(sampling_ratio), bool(aligned), mode=mode,
+                        compat=compat)
+    return Expect([], results=(res,))
+
+
+def expect_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio=-1,
+                          aligned=False, out=None, *, compat="torchvision", num_threads=None):
+    faults = []
+    g, T, _ = float_array_faults(grad_out, "grad_out", faults)
+    ds = data_shape_faults(data_shape, g, faults)
+    align_arg_faults(spatial_scale, sampling_ratio, aligned, num_threads, compat, T, faults)
+    if g is not None and g.ndim == 4 and is_int(sampling_ratio) \
+            and 0 < int(sampling_ratio) <= MAX_RATIO \
+            and g.shape[2] * g.shape[3] * int(sampling_ratio) ** 2 >= 2**31:
+        faults.append(Fault("sampling_ratio", ValueError))
+    r = rois_faults(rois, faults)
+    if r is not None and r.ndim == 2 and r.shape[1] == 5 and g is not None and g.ndim == 4 \
+            and r.shape[0] != g.shape[0]:
+        faults.append(Fault("rois", ValueError))
+    if faults:
+        return Expect(faults)
+    if out is not None:
+        f = buffer_fault(out, "out", ds, T, (grad_out, rois))
+        if f is not None:
+            return Expect([f])
+    _bytes_fault(math.prod(ds), ds, T, faults)
+    R, C, PH, PW = g.shape
+    # no bins (PH or PW = 0): no grid to check, the other row checks still run
+    rowf, samples = align_rows(r, T, ds[0], spatial_scale, compat, max(PH, 1), max(PW, 1),
+                               sampling_ratio if PH and PW else 1, aligned)
+    if rowf is not None:
+        faults.append(rowf)
+    if faults:
+        return Expect(faults)
+    if samples > SAMPLE_BUDGET:
+        raise SkipCase("too many samples for the plain-loop reference")
+    res = ref.roi_align_backward(g, r, ds, spatial_scale, int(sampling_ratio), bool(aligned),
+                                 compat=compat)
+    return Expect([], results=(res,))

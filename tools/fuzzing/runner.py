@@ -19,6 +19,8 @@ import numpy as np
 ENTRY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fuzz.py")
 STARTUP_S = 60  # a busy machine can take seconds to import hypothesis and roipool
 REPLAY = "      replay: python tools/fuzz.py --replay '"
+FUNCTIONS = {"fwd": "roi_pooling", "bwd": "roi_pooling_backward", "afwd": "roi_align",
+             "abwd": "roi_align_backward"}
 
 
 def signature(spec, problems):
@@ -174,8 +176,7 @@ def parent(args):
     ran = n_cases - totals["skip"]
     print(f"roipool fuzz: {ran} cases run ({totals['skip']} skipped) in {elapsed:.1f} s, "
           f"seed {args.seed}, {restarts} child restarts")
-    print("  by function: " + ", ".join(f"{'roi_pooling' if k == 'fwd' else 'roi_pooling_backward'} "
-                                        f"{v}" for k, v in sorted(ops.items())))
+    print("  by function: " + ", ".join(f"{FUNCTIONS[k]} {v}" for k, v in sorted(ops.items())))
     outs = {k: v for k, v in totals.items() if k not in ("FAIL", "skip", "CRASH", "HANG")}
     print("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outs.items(), key=lambda kv: -kv[1])))
     print(f"  failures: {len(fails)}   crashes: {totals['CRASH']}   hangs: {totals['HANG']}")

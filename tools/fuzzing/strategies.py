@@ -1,7 +1,8 @@
 """The hypothesis strategy that draws specs (see cases.py): mostly valid calls,
 with a weighted share of every kind of broken argument."""
-from .cases import (BAD_DT, BAD_POOLED, BAD_ROI_DT, BAD_SCALES, BAD_THREADS, EDGE_SCALES,
-                    GOOD_SCALES, GOOD_THREADS, LAYOUTS, ROI_DT, VALID_DT)
+from .cases import (BAD_ALIGNED, BAD_DT, BAD_POOLED, BAD_RATIOS, BAD_ROI_DT, BAD_SCALES,
+                    BAD_THREADS, EDGE_SCALES, GOOD_ALIGNED, GOOD_RATIOS, GOOD_SCALES,
+                    GOOD_THREADS, LAYOUTS, ROI_DT, VALID_DT)
 from .common import BF16
 
 # Batch sizes of zero-stride views (and of empty gradients): roipool renumbers the
@@ -19,8 +20,19 @@ def spec_strategy():
 
     @st.composite
     def spec(draw):
-        op = draw(st.sampled_from(["fwd", "fwd", "fwd", "bwd", "bwd"]))
+        # roi_pooling (fwd, bwd) and roi_align (afwd, abwd): an align case is a
+        # pooling case of the same direction plus the RoIAlign arguments
+        op = draw(st.sampled_from(["fwd", "fwd", "fwd", "bwd", "bwd", "afwd", "afwd", "abwd"]))
         s = {"op": op, "seed": draw(st.integers(0, 2**32 - 1))}
+        if op in ("afwd", "abwd"):
+            s["ratio"] = draw(weighted(GOOD_RATIOS, BAD_RATIOS, 6))
+            s["aligned"] = draw(weighted(GOOD_ALIGNED, BAD_ALIGNED, 4))
+            s["acompat"] = draw(weighted(["torchvision", "torchvision", "mxnet", "onnxruntime"],
+                                         ["ort", "none"], 2))
+            s["mode"] = draw(weighted(["avg", "avg", "max"], ["mean", "none"], 2))
+            if s["mode"] == "max" and draw(st.integers(0, 3)):
+                s["acompat"] = "onnxruntime"  # mostly the valid pairing
+            s["scale"] = draw(weighted(GOOD_SCALES, EDGE_SCALES + BAD_SCALES, 12))
         dts = VALID_DT if BF16 is not None else [d for d in VALID_DT if d != "bfloat16"]
         s["dt"] = draw(weighted(dts, BAD_DT, 6))
         s["rank"] = draw(weighted(["ok"], ["3d", "5d", "2d", "0d", "none", "scalar", "ragged"], 4))
@@ -45,8 +57,9 @@ def spec_strategy():
                                  ["badshape", "baddtype", "ro", "noncontig", "list", "overlap",
                                   "unaligned"], 10))
         huge = draw(weighted([None], ["N", "HW_over", "HW_max", "C", "pooled"], 3))
-        if op == "fwd":
-            s["scale"] = draw(weighted(GOOD_SCALES, EDGE_SCALES + BAD_SCALES, 12))
+        if op in ("fwd", "afwd"):
+            if op == "fwd":
+                s["scale"] = draw(weighted(GOOD_SCALES, EDGE_SCALES + BAD_SCALES, 12))
             s["pooled"] = draw(weighted(["int", "tuple", "tuple", "list", "np", "nparr", "one"],
                                         BAD_POOLED, 5))
             s["compat"] = draw(weighted(["mxnet", "mxnet", "torchvision"],
