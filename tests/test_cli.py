@@ -76,6 +76,8 @@ def test_main_job_checks_pass():
     assert res.returncode == 0, res.stdout + res.stderr
     assert "seed example, spatial_scale=0.7: [[7, 9], [19, 21]] == expected" in res.stdout
     assert res.stdout.count(": exact") == 3
+    assert "RoIAlign seed example, sampling_ratio=2: [[7.0, 9.0], [19.0, 21.0]] == expected" \
+        in res.stdout
     assert res.stdout.rstrip().endswith("all checks passed")
 
 

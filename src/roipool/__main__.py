@@ -1,9 +1,10 @@
 """python -m roipool [info | bench ...]
 
-With no subcommand: the main job. Prints the build, runs the seed example
-of docs/semantics.md and checks it, checks forward parity against the
-plain-loop rule (roipool._reference) on random ROIs, and times the
-vgg16-frcnn-300 workload at one thread and at all threads (< 30 s)."""
+With no subcommand: the main job. Prints the build, runs the seed examples
+of docs/semantics.md (roi_pooling, roi_align) and checks them, checks forward
+parity against the plain-loop rule (roipool._reference) on random ROIs, and
+times the vgg16-frcnn-300 workload and RoIAlign's fpn-p2 at one thread and at
+all threads (< 30 s)."""
 import argparse
 import sys
 
@@ -14,6 +15,7 @@ from roipool import _reference
 from roipool import _workloads as wl
 
 SEED_EXPECTED = {1.0: [[14, 16], [26, 28]], 0.7: [[7, 9], [19, 21]]}  # docs/semantics.md, the worked example
+ALIGN_EXPECTED = [[7, 9], [19, 21]]  # docs/semantics.md, RoIAlign's worked example
 
 
 def _timing_rows(name, threads, repeat, dtype=np.float32):
@@ -62,11 +64,24 @@ def main_job():
         print(f"parity vs the plain-loop rule, {R} random ROIs, spatial_scale={scale}: "
               f"{'exact' if match else 'MISMATCH'}")
 
+    got = roipool.roi_align(x, [[0, 0, 0, 4, 4]], (2, 2), 1.0, 2)[0, 0]
+    match = np.array_equal(got, np.array(ALIGN_EXPECTED, np.float32))
+    ok &= match
+    print(f"RoIAlign seed example, sampling_ratio=2: {got.tolist()} "
+          f"{'== expected' if match else '!= expected ' + str(ALIGN_EXPECTED)}")
+
     limit = wl.simd_max_ns_per_element()
     print(f"\nvgg16-frcnn-300 (1x512x38x50, 300 ROIs, 7x7, float32), median of 7 runs; "
           f"machine limit (np.max, 1 MiB): {limit:.4f} ns/element")
     threads = sorted({1, roipool._roi_pool.omp_max_threads()})
     _print_rows(_timing_rows("vgg16-frcnn-300", threads, 7), limit)
+    data, rois, pooled, scale, ratio, aligned = wl.make_align("fpn-p2")
+    print("\nRoIAlign fpn-p2 (1x256x200x272, 500 ROIs, 7x7, sampling_ratio 2, float32), "
+          "median of 7 runs")
+    for nt in threads:
+        t = wl.median_time(lambda: roipool.roi_align(data, rois, pooled, scale, ratio, aligned,
+                                                     num_threads=nt), repeat=7)
+        print(f"  {nt} thread(s): {t * 1e3:.3f} ms")
     print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
     return 0 if ok else 1
 

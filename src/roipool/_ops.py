@@ -348,7 +348,7 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
     max_mode = v.check_align_mode(mode, compat)
     ph, pw = v.check_pooled_size(pooled_size)
     scale = v.check_align_scale(spatial_scale, compat, storage, rmode)
-    sr = v.check_sampling_ratio(sampling_ratio)
+    sr = v.check_sampling_ratio(sampling_ratio, ph * pw)
     aligned = v.check_aligned(aligned)
     n_threads = v.check_num_threads(num_threads)
     rois_c = v.check_rois(rois, compute, _align_rois_rmode(rmode), storage)
@@ -370,8 +370,8 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
     if k_data.dtype != kernel_dtype:
         k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
     k_data = a.aligned(k_data)
-    status = _roi_pool.align_forward(k_data, k_rois, scale, compat == "torchvision", aligned, sr,
-                                     max_mode, rmode, ph, pw, k_out, out_cl, n_threads)
+    status = _roi_pool.align_forward(k_data, k_rois, scale, aligned, sr, max_mode, rmode, ph, pw,
+                                     k_out, out_cl, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, n, storage)
     if out is None:
@@ -415,7 +415,7 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
     shape = v.check_data_shape(data_shape, grad_out.shape[1])
     compat = v.check_align_compat(compat)
     scale = v.check_align_scale(spatial_scale, compat, storage, rmode)
-    sr = v.check_sampling_ratio(sampling_ratio)
+    sr = v.check_sampling_ratio(sampling_ratio, grad_out.shape[2] * grad_out.shape[3])
     aligned = v.check_aligned(aligned)
     n_threads = v.check_num_threads(num_threads)
     rois_c = v.check_rois(rois, compute, _align_rois_rmode(rmode), storage, R=grad_out.shape[0])
@@ -434,8 +434,8 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
     if compact is not None:  # empty images, a huge batch: only the ROI checks run
         k_n, k_rois = compact
         k_grad_data = a.new_output((k_n,) + shape[1:], kernel_dtype, "out")
-    status = _roi_pool.align_backward(k_grad, k_rois, scale, compat == "torchvision", aligned,
-                                      sr, rmode, k_n, shape[2], shape[3], k_grad_data, n_threads)
+    status = _roi_pool.align_backward(k_grad, k_rois, scale, aligned, sr, rmode, k_n, shape[2],
+                                      shape[3], k_grad_data, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, shape[0], storage)
     if out is not None:

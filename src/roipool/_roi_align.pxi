@@ -14,16 +14,16 @@ cdef extern from "simd/simd.h" nogil:
     ctypedef struct AlignKernels "roipool_kernels_t":
         void (*align_fwd_f32)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              float count, int max_mode, float *res) noexcept nogil
+                              float count, float rcount, int max_mode, float *res) noexcept nogil
         void (*align_fwd_f64)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              double count, int max_mode, double *res) noexcept nogil
+                              double count, double rcount, int max_mode, double *res) noexcept nogil
         void (*align_fwd_f16)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                              float count, int max_mode, uint16_t *res) noexcept nogil
+                              float count, float rcount, int max_mode, uint16_t *res) noexcept nogil
         void (*align_fwd_bf16)(const void *base, Py_ssize_t cs, Py_ssize_t nc, Py_ssize_t c0,
                                const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
-                               float count, int max_mode, uint16_t *res) noexcept nogil
+                               float count, float rcount, int max_mode, uint16_t *res) noexcept nogil
         void (*align_bwd_f32)(float *acc, Py_ssize_t nc, Py_ssize_t c0, const float *g,
                               const void *table, Py_ssize_t per_bin, Py_ssize_t nbins,
                               float count, float rcount) noexcept nogil
@@ -45,7 +45,6 @@ cdef inline const AlignKernels *_align_kernels() noexcept nogil:
 # How ROI rows become samples: what one call gives _align_tables.
 ctypedef struct AlignRule:
     double scale          # spatial_scale (float32-rounded unless compat="torchvision")
-    bint scale_rounds     # float16: the scale is carried in float16 (torchvision)
     bint aligned          # half-pixel offset, no minimum ROI size
     Py_ssize_t sampling   # samples per bin side; <= 0: adaptive
     int rmode             # Rounding of the geometry: float16's, or none (bfloat16
@@ -64,9 +63,9 @@ ctypedef struct AlignRois:
     bint max_mode
 
 
-cdef inline void _align_rule(AlignRule *rule, double scale, bint torchvision, bint aligned,
-                             Py_ssize_t sampling, int rmode) noexcept nogil:
-    rule.scale, rule.scale_rounds, rule.aligned, rule.sampling = scale, torchvision, aligned, sampling
+cdef inline void _align_rule(AlignRule *rule, double scale, bint aligned, Py_ssize_t sampling,
+                             int rmode) noexcept nogil:
+    rule.scale, rule.aligned, rule.sampling = scale, aligned, sampling
     rule.rmode = RMODE_HALF if rmode == RMODE_HALF else RMODE_NONE
 
 
@@ -103,11 +102,10 @@ cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignRule *rule,
                              AlignRois *a, floating *geo) noexcept nogil:
     """Per ROI: start, bin size (geo[r * 4 ...]: start_h, start_w, bin_h,
     bin_w), samples per bin and the count; OK or a bad row (sizes that are
-    not finite, or 2**31 samples per bin: torchvision's C int overflows)."""
+    not finite, or 2**31 samples per box: torchvision's C int overflows)."""
     cdef Py_ssize_t R = rois.shape[0], r, gh, gw, total = 0
     cdef int rmode = rule.rmode
-    cdef floating scale = _as_storage(<floating>rule.scale,
-                                      rmode if rule.scale_rounds else RMODE_NONE)
+    cdef floating scale = _as_storage(<floating>rule.scale, rmode)
     cdef floating offset = <floating>(0.5 if rule.aligned else 0.0)
     cdef floating pooled_h = _as_storage(<floating>rule.PH, rmode)
     cdef floating pooled_w = _as_storage(<floating>rule.PW, rmode)
@@ -134,7 +132,7 @@ cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignRule *rule,
             # a grid <= 0 on an axis (a flipped aligned ROI): no samples
             ch = max(ceil(<double>bh), 0.0)
             cw = max(ceil(<double>bw), 0.0)
-            if ch * cw >= 2147483648.0:
+            if ch * cw * <double>(rule.PH * rule.PW) >= 2147483648.0:
                 return r * ROW_CODES + BAD_SIZE_RANGE
             gh = <Py_ssize_t>ch if cw > 0 else 0
             gw = <Py_ssize_t>cw if ch > 0 else 0
@@ -243,6 +241,20 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignRule *rul
     return status
 
 
+cdef inline bint _pow2(double x) noexcept nogil:
+    """x is a power of two >= 1: dividing by it is multiplying by 1 / x,
+    bit for bit (the same real quotient, rounded once either way)."""
+    cdef int64_t n
+    if not (x >= 1.0 and x < 4.0e18):  # NaN and inf too
+        return False
+    n = <int64_t>x
+    return <double>n == x and (n & (n - 1)) == 0
+
+
+cdef enum:
+    _ALIGN_MIN_BLOCK = 16
+
+
 # ---- forward: a task of the shared plan (_run_plan) -------------------------
 
 cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
@@ -256,26 +268,32 @@ cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
     cdef int rmode = p.rmode, max_mode = a.max_mode
     cdef roipool_block_t view
     cdef const char *table
+    cdef double count, rc
     _gather(p, task, s, &view)
     for i in range(task.first, task.end):
         r = p.order[i]
         n = a.per_bin[r]
+        count = a.count[r]
+        rc = 1.0 / count if _pow2(count) else 0.0
         k0 = 0
         while k0 < roi_bins:
             k1 = min(k0 + group_bins, roi_bins)
             table = a.tables + (a.at[r] + k0 * n) * a.sample_bytes
             if floating is double:
                 kern.align_fwd_f64(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                   a.count[r], max_mode, <double *>s.res)
+                                   count, rc, max_mode, <double *>s.res)
             elif rmode == RMODE_HALF:
                 kern.align_fwd_f16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                   <float>a.count[r], max_mode, <uint16_t *>s.res)
+                                   <float>count, <float>rc, max_mode,
+                                   <uint16_t *>s.res)
             elif rmode == RMODE_BF16:
                 kern.align_fwd_bf16(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                    <float>a.count[r], max_mode, <uint16_t *>s.res)
+                                    <float>count, <float>rc, max_mode,
+                                   <uint16_t *>s.res)
             else:
                 kern.align_fwd_f32(view.base, view.col_stride, nc, 0, table, n, k1 - k0,
-                                   <float>a.count[r], max_mode, <float *>s.res)
+                                   <float>count, <float>rc, max_mode,
+                                   <float *>s.res)
             _store(p, s.res, p.itemsize, p.out, p.out_cl, r, c0, nc, k0, k1, s.stage)
             k0 = k1
     if p.stream:
@@ -302,6 +320,10 @@ cdef Py_ssize_t _align_forward(ForwardPlan *p, const floating[:, ::1] rois,
         p.gather = not ((p.C == 1 or (p.stride_c == 1 and p.C <= _max_block))
                         and p.stride_h == p.W * p.stride_w)
         p.block_channels = _block_size(p.C, p.H * p.W, p.itemsize, p.gather)
+        # A ROI reads a few rows of the block, not all of it: blocks of at
+        # least 16 channels (a 64-byte vector of floats) even past the cache
+        # budget, which measured faster on fpn-p2 and mask-p2.
+        p.block_channels = max(p.block_channels, min(p.C, _ALIGN_MIN_BLOCK))
         p.stream = R * p.C * p.PH * p.PW * p.itemsize > _stream_bytes
         p.geom, p.order = NULL, order
         p.out, p.out_cl, p.argmax, p.argmax_cl = out, out_cl, NULL, False
@@ -314,8 +336,7 @@ cdef Py_ssize_t _align_forward(ForwardPlan *p, const floating[:, ::1] rois,
     return status
 
 
-def align_forward(cnp.ndarray data not None, rois, double scale, bint torchvision,
-                  bint aligned, Py_ssize_t sampling, bint max_mode, int rmode, Py_ssize_t PH,
+def align_forward(cnp.ndarray data not None, rois, double scale, bint aligned, Py_ssize_t sampling, bint max_mode, int rmode, Py_ssize_t PH,
                   Py_ssize_t PW, cnp.ndarray out not None, bint out_cl, int n_threads):
     """RoIAlign forward; returns Status.OK, Status.NO_MEMORY or a bad row as
     r * ROW_CODES + RowError. Arrays as forward() takes them (no argmax);
@@ -330,7 +351,7 @@ def align_forward(cnp.ndarray data not None, rois, double scale, bint torchvisio
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
     cdef Py_ssize_t status
-    _align_rule(&rule, scale, torchvision, aligned, sampling, rmode)
+    _align_rule(&rule, scale, aligned, sampling, rmode)
     rule.N, rule.H, rule.W, rule.PH, rule.PW = shape[0], shape[2], shape[3], PH, PW
     p.data = <const char *>cnp.PyArray_DATA(data)
     p.itemsize, p.rmode, p.C = itemsize, rmode, shape[1]
@@ -349,11 +370,6 @@ def align_forward(cnp.ndarray data not None, rois, double scale, bint torchvisio
 
 
 # ---- backward ----------------------------------------------------------------
-
-cdef inline bint _pow2(double x) noexcept nogil:
-    cdef int64_t n = <int64_t>x
-    return <double>n == x and n > 0 and (n & (n - 1)) == 0
-
 
 cdef void _round_bf16(float *x, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
@@ -470,8 +486,7 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
     return OK
 
 
-def align_backward(cnp.ndarray grad_out not None, rois, double scale, bint torchvision,
-                   bint aligned, Py_ssize_t sampling, int rmode, Py_ssize_t N, Py_ssize_t H,
+def align_backward(cnp.ndarray grad_out not None, rois, double scale, bint aligned, Py_ssize_t sampling, int rmode, Py_ssize_t N, Py_ssize_t H,
                    Py_ssize_t W, cnp.ndarray grad not None, int n_threads):
     """RoIAlign backward into grad (all C-contiguous, storage type, native
     byte order). Returns OK, NO_MEMORY or a bad row code."""
@@ -482,7 +497,7 @@ def align_backward(cnp.ndarray grad_out not None, rois, double scale, bint torch
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
     cdef Py_ssize_t status, C = shape[1]
-    _align_rule(&rule, scale, torchvision, aligned, sampling, rmode)
+    _align_rule(&rule, scale, aligned, sampling, rmode)
     rule.N, rule.H, rule.W, rule.PH, rule.PW = N, H, W, shape[2], shape[3]
     if cnp.PyArray_ITEMSIZE(grad_out) == 8:
         r64 = rois

@@ -292,7 +292,9 @@ def check_align_mode(mode, compat):
     return mode == "max"
 
 
-def check_sampling_ratio(sampling_ratio):
+def check_sampling_ratio(sampling_ratio, bins):
+    """bins: PH * PW; a box's samples, PH * PW * sampling_ratio**2, must fit
+    the peers' C int."""
     if isinstance(sampling_ratio, np.ndarray) and sampling_ratio.ndim == 0 \
             and sampling_ratio.dtype.kind in "iu":
         sampling_ratio = sampling_ratio[()]
@@ -300,7 +302,12 @@ def check_sampling_ratio(sampling_ratio):
         raise ValueError(
             f"sampling_ratio must be an int in -1 .. {MAX_SAMPLING_RATIO} (0 and -1: "
             f"adaptive), got {sampling_ratio!r}")
-    return int(sampling_ratio)
+    sr = int(sampling_ratio)
+    if sr > 0 and bins * sr * sr > _INT32_MAX:
+        raise ValueError(
+            f"sampling_ratio={sr} gives {bins * sr * sr} samples per box (PH * PW * "
+            f"sampling_ratio**2), more than a C int holds")
+    return sr
 
 
 def check_aligned(aligned):
@@ -315,12 +322,12 @@ def check_align_scale(spatial_scale, compat, storage, rmode):
     rounded to float32 (ONNX Runtime's and MXNet's attribute)."""
     tv = compat == "torchvision"
     s = check_scale(spatial_scale, "torchvision" if tv else "mxnet", None, RMODE_NONE)[0]
-    if tv and storage.itemsize < 8:  # carried in float32, float16 through float32
+    if storage.itemsize < 8:  # carried in float32, float16 through float32
         with np.errstate(over="ignore"):
             carried = np.float32(s)
             if rmode == Rounding.RMODE_HALF:
                 carried = np.float16(carried)
         if not np.isfinite(carried):
             raise ValueError(f"spatial_scale={s!r} is infinite in {carried.dtype}, which "
-                             "torchvision carries it in for this data")
+                             "RoIAlign carries it in for this data")
     return s

@@ -41,6 +41,34 @@ def make(name, dtype=np.float32):
     return data, rois, (pooled, pooled), scale
 
 
+# RoIAlign (WORKLOADS.md, "RoIAlign workloads"): (N, C, H, W), spatial_scale,
+# R, box side range in px (None: up to the image), pooled, sampling_ratio, aligned
+ALIGN_WORKLOADS = {
+    "fpn-p2": ((1, 256, 200, 272), 1 / 4, 500, (16, 112), 7, 2, False),
+    "mask-p2": ((1, 256, 200, 272), 1 / 4, 100, (16, 112), 14, 2, False),
+    "d2-c4": ((1, 1024, 50, 68), 1 / 16, 300, (16, None), 14, 0, True),
+}
+
+
+def make_align(name, dtype=np.float32):
+    """(data, rois, pooled_size, spatial_scale, sampling_ratio, aligned) of a
+    RoIAlign workload: data as make(); then per ROI a uniform batch index,
+    log-uniform width and height over the side range, x1 = u * (image width
+    - width), y1 likewise, x2 = x1 + width, y2 = y1 + height."""
+    shape, scale, R, (lo, hi), pooled, ratio, aligned = ALIGN_WORKLOADS[name]
+    N, C, H, W = shape
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    img_h, img_w = H / scale, W / scale
+    b = rng.integers(0, N, R)
+    bw = np.exp(rng.uniform(np.log(lo), np.log(hi or img_w), R))
+    bh = np.exp(rng.uniform(np.log(lo), np.log(hi or img_h), R))
+    x1 = rng.uniform(0, 1, R) * (img_w - bw)
+    y1 = rng.uniform(0, 1, R) * (img_h - bh)
+    rois = np.stack([b, x1, y1, x1 + bw, y1 + bh], axis=1).astype(dtype)
+    return data, rois, (pooled, pooled), scale, ratio, aligned
+
+
 def visits(data_shape, rois, pooled_size, spatial_scale):
     """Elements read by the rule: the sum over ROIs, channels and bins of the
     clipped bin area, from the kernel's own bin bounds (float32 rules)."""

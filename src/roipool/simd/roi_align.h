@@ -50,8 +50,8 @@
 /* Table fields (dispatch.h): forward and backward per element type. */
 #define ROIPOOL_ALIGN_FIELDS(type)                                                      \
     void (*align_fwd_##type)(const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const void *, \
-                             ptrdiff_t, ptrdiff_t, roipool_##type##_ct, int,              \
-                             roipool_##type##_t *);                                       \
+                             ptrdiff_t, ptrdiff_t, roipool_##type##_ct,                   \
+                             roipool_##type##_ct, int, roipool_##type##_t *);             \
     void (*align_bwd_##type)(roipool_##type##_ct *, ptrdiff_t, ptrdiff_t,                 \
                              const roipool_##type##_ct *, const void *, ptrdiff_t,        \
                              ptrdiff_t, roipool_##type##_ct, roipool_##type##_ct);

@@ -43,11 +43,11 @@
 /* Bins [0, nbins) of one ROI, channels [c, c + nv * L) of the block. */
 ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(align_fwd_group)(
     const RP_T *ROIPOOL_RESTRICT base, ptrdiff_t cs, const RP_SAMPLE *smp, ptrdiff_t per_bin,
-    ptrdiff_t nbins, RP_CT count, const int max_mode, RP_T *ROIPOOL_RESTRICT res, ptrdiff_t nc,
-    ptrdiff_t c, const int nv)
+    ptrdiff_t nbins, RP_CT count, RP_CT rcount, const int max_mode, RP_T *ROIPOOL_RESTRICT res,
+    ptrdiff_t nc, ptrdiff_t c, const int nv)
 {
     enum { L = RP_V(lanes) };
-    const RP_V(vt) vcount = RP_V(set1)(count), vzero = RP_V(set1)(0);
+    const RP_V(vt) vcount = RP_V(set1)(count), vr = RP_V(set1)(rcount), vzero = RP_V(set1)(0);
     const RP_T *const b = base + c;
     ptrdiff_t k, s;
     int q;
@@ -76,7 +76,9 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(align_fwd_group)(
         }
         for (q = 0; q < nv; ++q)
             RP_IO(store)(res + k * nc + c + q * L,
-                         RP_IO(round_out)(max_mode ? acc[q] : RP_R(RP_V(div)(acc[q], vcount))));
+                         RP_IO(round_out)(max_mode ? acc[q]
+                                          : RP_R(rcount != 0 ? RP_V(mul)(acc[q], vr)
+                                                             : RP_V(div)(acc[q], vcount))));
     }
 }
 
@@ -84,39 +86,42 @@ ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE void RP_FN(align_fwd_group)(
  * the channels done. */
 ROIPOOL_ISA_ATTR static ROIPOOL_ALWAYS_INLINE ptrdiff_t RP_FN(align_fwd_groups)(
     const RP_T *base, ptrdiff_t cs, ptrdiff_t nc, ptrdiff_t c, const RP_SAMPLE *smp,
-    ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, const int max_mode, RP_T *res)
+    ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, RP_CT rcount, const int max_mode, RP_T *res)
 {
     enum { L = RP_V(lanes) };
     for (; c + 4 * L <= nc; c += 4 * L)
-        RP_FN(align_fwd_group)(base, cs, smp, per_bin, nbins, count, max_mode, res, nc, c, 4);
+        RP_FN(align_fwd_group)(base, cs, smp, per_bin, nbins, count, rcount, max_mode, res, nc, c, 4);
     if (c + 2 * L <= nc) {
-        RP_FN(align_fwd_group)(base, cs, smp, per_bin, nbins, count, max_mode, res, nc, c, 2);
+        RP_FN(align_fwd_group)(base, cs, smp, per_bin, nbins, count, rcount, max_mode, res, nc, c, 2);
         c += 2 * L;
     }
     for (; c + L <= nc; c += L)
-        RP_FN(align_fwd_group)(base, cs, smp, per_bin, nbins, count, max_mode, res, nc, c, 1);
+        RP_FN(align_fwd_group)(base, cs, smp, per_bin, nbins, count, rcount, max_mode, res, nc, c, 1);
     return c;
 }
 #endif
 
 /* Bins [0, nbins) of one ROI into res[k * nc + c] (storage type), channels
- * [c0, nc) of the block at base (pixel p of channel j at base[p * cs + j]). */
+ * [c0, nc) of the block at base (pixel p of channel j at base[p * cs + j]).
+ * rcount: as for align_bwd below (the divide was most of a small bin). */
 ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
     const void *base_, ptrdiff_t cs, ptrdiff_t nc, ptrdiff_t c0, const void *table,
-    ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, int max_mode, RP_T *ROIPOOL_RESTRICT res)
+    ptrdiff_t per_bin, ptrdiff_t nbins, RP_CT count, RP_CT rcount, int max_mode,
+    RP_T *ROIPOOL_RESTRICT res)
 {
     const RP_T *base = (const RP_T *)base_;
     const RP_SAMPLE *smp = (const RP_SAMPLE *)table;
     ptrdiff_t c = c0;
 #if ROIPOOL_VECTORS
     if (max_mode)
-        c = RP_FN(align_fwd_groups)(base, cs, nc, c, smp, per_bin, nbins, count, 1, res);
+        c = RP_FN(align_fwd_groups)(base, cs, nc, c, smp, per_bin, nbins, count, rcount, 1, res);
     else
-        c = RP_FN(align_fwd_groups)(base, cs, nc, c, smp, per_bin, nbins, count, 0, res);
+        c = RP_FN(align_fwd_groups)(base, cs, nc, c, smp, per_bin, nbins, count, rcount, 0, res);
 #endif
 #ifdef ROIPOOL_NARROWER
     if (c < nc)
-        RP_NARROWER(align_fwd)(base_, cs, nc, c, table, per_bin, nbins, count, max_mode, res);
+        RP_NARROWER(align_fwd)(base_, cs, nc, c, table, per_bin, nbins, count, rcount, max_mode,
+                               res);
 #else
     for (; c < nc; ++c) {
         const RP_T *b = base + c;
@@ -139,6 +144,7 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_fwd)(
                 }
             }
             res[k * nc + c] = RP_FROM_CT(RP_RS_OUT(max_mode ? acc : RP_RS(acc / count)));
+            (void)rcount;
         }
     }
 #endif
@@ -194,7 +200,6 @@ ROIPOOL_ISA_ATTR ROIPOOL_ALIGN_LOOPS static void RP_FN(align_bwd)(
                 }
             }
     }
-    (void)rcount;
 #endif
 }
 
