@@ -334,6 +334,17 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
         OpenMP threads for this call; None honours ``OMP_NUM_THREADS`` and
         threadpoolctl limits.
 
+    Returns
+    -------
+    ndarray [R, C, PH, PW]
+        Of data's dtype (``out`` when given); channels-last when data is.
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        Bad input, in the order of the contract's table
+        (``docs/semantics.md``, "RoIAlign, bad input and degenerate boxes").
+
     Examples
     --------
     >>> import numpy as np, roipool
@@ -398,6 +409,17 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
     spatial_scale, sampling_ratio, aligned, compat : as for :func:`roi_align`
     out : ndarray of data_shape and grad_out's dtype, optional; filled and returned
     num_threads : int, optional
+
+    Returns
+    -------
+    ndarray of data_shape
+        grad_out's dtype (``out`` when given).
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        Bad input (``docs/semantics.md``, "RoIAlign, bad input and degenerate
+        boxes").
 
     Examples
     --------
