@@ -12,7 +12,6 @@ where it must give torchvision's model's numbers. ``torch.library.opcheck``
 passes for the four dtypes.
 """
 import json
-import textwrap
 import warnings
 from typing import List, Union
 
@@ -229,33 +228,8 @@ def test_fx_symbolic_trace_keeps_one_leaf(case):
 
 # ----------------------------------------------------------------------------- saved programs
 
-_LOADER = textwrap.dedent("""
-    import json, sys, torch
-    d = sys.argv[1]
-    res = {}
-    import roipool.torch  # registers torch.ops.roipool.*
-    data = torch.load(d + "/data.pt")
-    args = data["second"]
-    for name in ["script", "trace_no_grad", "trace_grad", "export_strict", "export_nonstrict"]:
-        try:
-            if name.startswith("export"):
-                prog = torch.export.load(d + "/" + name + ".pt2").module()
-            else:
-                prog = torch.jit.load(d + "/" + name + ".pt")
-            with torch.no_grad():
-                got = prog(*args)
-            res[name] = all(torch.equal(a, b) for a, b in zip(got, data["want"]))
-            if name == "script":  # scripted: list boxes too, and training
-                got = prog(args[0], data["second_list"])
-                res["script_list"] = all(torch.equal(a, b) for a, b in zip(got, data["want"]))
-                prog.zero_grad()
-                got = prog(*args)
-                got[0].sum().backward()
-                res["script_grad"] = torch.equal(prog.conv.weight.grad, data["grad"])
-        except Exception as e:
-            res[name] = repr(e)[:2000]
-    print(json.dumps(res))
-""")
+# the RoIPool tests' loader: the same program names, data and checks
+from test_torch_deploy import _LOADER  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,22 @@ def _check_box_tensor(b: Tensor, name: str, width: int, what: str):
         raise BoxesShapeError(f"{name} must be a {what}, got shape {list(b.shape)}")
 
 
+def _check_eager_args(input, spatial_scale):
+    if not isinstance(input, Tensor):
+        raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
+        raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
+
+
+def _check_input(input: Tensor):
+    _check_tensor(input, "input")
+    if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
+        raise InputTypeError(
+            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}")
+    if input.dim() != 4:
+        raise InputShapeError(f"input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+
+
 def _rois(boxes: Union[Tensor, List[Tensor]], input: Tensor) -> Tensor:
     """Tensor[K, 5], or torchvision's List[Tensor[L, 4]] converted as its
     convert_boxes_to_roi_format does: batch index i in front of image i's boxes."""
@@ -242,21 +258,13 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
             [19., 21.]])
     """
     if not torch.jit.is_scripting():
-        if not isinstance(input, Tensor):
-            raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-        if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
-            raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
+        _check_eager_args(input, spatial_scale)
         if _plain_eager(input, boxes, compat):
             # what torch.ops.roipool.roi_pool would run, without the dispatcher
             return _ops.forward(input, boxes, float(spatial_scale),
                                       *_eager_output_size(output_size), compat,
                                       _num_threads(num_threads), False)[0]
-    _check_tensor(input, "input")
-    if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
-        raise InputTypeError(
-            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}")
-    if input.dim() != 4:
-        raise InputShapeError(f"input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+    _check_input(input)
     if compat not in ["torchvision", "mxnet"]:
         raise ValueError(f"compat must be 'torchvision' or 'mxnet', got '{compat}'")
     rois = _rois(boxes, input)
@@ -390,21 +398,13 @@ def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]],
             [15.5000, 17.5000]])
     """
     if not torch.jit.is_scripting():
-        if not isinstance(input, Tensor):
-            raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-        if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
-            raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
+        _check_eager_args(input, spatial_scale)
         if _plain_eager(input, boxes, compat, _ALIGN_COMPATS):
             # what torch.ops.roipool.roi_align would run, without the dispatcher
             return _ops.align_forward(input, boxes, float(spatial_scale),
                                       *_eager_output_size(output_size), sampling_ratio,
                                       aligned, compat, _num_threads(num_threads))
-    _check_tensor(input, "input")
-    if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
-        raise InputTypeError(
-            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}")
-    if input.dim() != 4:
-        raise InputShapeError(f"input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+    _check_input(input)
     if compat not in ["torchvision", "mxnet", "onnxruntime"]:
         raise ValueError(
             f"compat must be 'torchvision', 'mxnet' or 'onnxruntime', got '{compat}'")
