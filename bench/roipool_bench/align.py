@@ -8,40 +8,20 @@ import os
 import numpy as np
 
 from roipool import _reference as ref
+from roipool import _workloads as wl
 
-# name: (N, C, H, W), spatial_scale, R, box side range (px; None = the image),
-#       pooled, sampling_ratio, aligned
-WORKLOADS = {
-    "fpn-p2": ((1, 256, 200, 272), 1 / 4, 500, (16, 112), 7, 2, False),
-    "mask-p2": ((1, 256, 200, 272), 1 / 4, 100, (16, 112), 14, 2, False),
-    "d2-c4": ((1, 1024, 50, 68), 1 / 16, 300, (16, None), 14, 0, True),
-    "tiny-align": ((1, 1, 8, 6), 1.0, 1, None, 2, -1, False),
-}
+# The workloads are defined once, in roipool._workloads (ALIGN_WORKLOADS,
+# make_align; `python -m roipool` times fpn-p2 from there); tiny-align is the
+# seed example through RoIAlign.
+WORKLOADS = [*wl.ALIGN_WORKLOADS, "tiny-align"]
 
 
 def make(name, dtype=np.float32):
-    """(data, rois, pooled, scale, sampling_ratio, aligned).
-
-    Data: standard normal from default_rng(0); then, from the same generator,
-    per ROI a uniform batch index, log-uniform width and height over the box
-    side range, and x1 = u * (image width - width), y1 = u * (image height -
-    height), u uniform in [0, 1); x2 = x1 + width, y2 = y1 + height."""
-    shape, scale, R, sides, pooled, ratio, aligned = WORKLOADS[name]
-    if sides is None:  # the seed example
-        data = np.arange(48, dtype=dtype).reshape(shape)
-        return data, np.array([[0, 0, 0, 4, 4]], dtype), (pooled, pooled), scale, ratio, aligned
-    N, C, H, W = shape
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-    img_h, img_w = H / scale, W / scale
-    lo, hi = sides
-    b = rng.integers(0, N, R)
-    bw = np.exp(rng.uniform(np.log(lo), np.log(hi or img_w), R))
-    bh = np.exp(rng.uniform(np.log(lo), np.log(hi or img_h), R))
-    x1 = rng.uniform(0, 1, R) * (img_w - bw)
-    y1 = rng.uniform(0, 1, R) * (img_h - bh)
-    rois = np.stack([b, x1, y1, x1 + bw, y1 + bh], axis=1).astype(dtype)
-    return data, rois, (pooled, pooled), scale, ratio, aligned
+    """(data, rois, pooled, scale, sampling_ratio, aligned) of a workload."""
+    if name == "tiny-align":
+        data = np.arange(48, dtype=dtype).reshape(1, 1, 8, 6)
+        return data, np.array([[0, 0, 0, 4, 4]], dtype), (2, 2), 1.0, -1, False
+    return wl.make_align(name, dtype)
 
 
 def samples(data, rois, pooled, scale, ratio, aligned):
