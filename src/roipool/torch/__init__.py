@@ -1,4 +1,5 @@
-"""PyTorch front end: ``roipool.torch.roi_pool`` is a drop-in for ``torchvision.ops.roi_pool``.
+"""PyTorch front end: ``roipool.torch.roi_pool`` and ``roi_align`` are drop-ins for
+``torchvision.ops.roi_pool`` and ``roi_align``.
 
 >>> import torch, roipool.torch
 >>> x = torch.arange(48.0).reshape(1, 1, 8, 6)
@@ -7,8 +8,9 @@ tensor([[ 7.,  9.],
         [19., 21.]])
 
 Importing this module registers roipool's operators with torch
-(``torch.ops.roipool.roi_pool`` and its forward/backward kernels, see
-``roipool.torch._ops``) and their ONNX translation to ``MaxRoiPool``, so it
+(``torch.ops.roipool.roi_pool`` and ``roi_align`` and their forward/backward
+kernels, see ``roipool.torch._ops``) and their ONNX translations to
+``MaxRoiPool`` and ``RoiAlign``, so it
 must be imported before loading a TorchScript, ``torch.export`` or compiled
 program that uses them. ``roi_pool`` is scriptable (``torch.jit.script``) and
 stays one node under ``torch.fx.symbolic_trace``; nothing in it breaks a
