@@ -24,6 +24,8 @@ torchvision = import_peer("torchvision")
 
 import roipool.torch as rt  # noqa: E402
 from roipool.torch import _ops as _torch_ops  # noqa: E402
+# the RoIPool deployment tests' helpers and loader (same program names, data and checks)
+from test_torch_deploy import _LOADER, assert_same, eager, make_boxes, train_step  # noqa: E402
 
 SCALE = 0.5
 SIZE = (3, 2)
@@ -43,14 +45,6 @@ class Detector(torch.nn.Module):
         return pooled, self.head(pooled.flatten(1))
 
 
-def make_boxes(seed, k, n=2, size=40.0):
-    g = torch.Generator().manual_seed(seed)
-    xy = torch.rand((k, 2), generator=g) * size * 0.7
-    wh = torch.rand((k, 2), generator=g) * size * 0.6 + 1
-    b = torch.randint(0, n, (k, 1), generator=g).float()
-    return torch.cat([b, xy, xy + wh], dim=1)
-
-
 @pytest.fixture(scope="module")
 def case():
     torch.manual_seed(0)
@@ -61,24 +55,6 @@ def case():
     images = torch.randn((2, 3, 40, 36), generator=g)
     images2 = torch.randn((2, 3, 40, 36), generator=g)
     return model, tv_model, (images, make_boxes(2, 5)), (images2, make_boxes(3, 9))
-
-
-def eager(model, args):
-    with torch.no_grad():
-        return model(*args)
-
-
-def assert_same(got, want):
-    assert len(got) == len(want)
-    for a, b in zip(got, want):
-        assert a.shape == b.shape and torch.equal(a, b)
-
-
-def train_step(model, args):
-    model.zero_grad()
-    pooled, logits = model(*args)
-    (pooled.sum() * 0.5 + (logits * torch.arange(4.0)).sum()).backward()
-    return (pooled.detach(), logits.detach()), [p.grad.clone() for p in model.parameters()]
 
 
 # ----------------------------------------------------------------------------- torchvision's numbers
@@ -227,9 +203,6 @@ def test_fx_symbolic_trace_keeps_one_leaf(case):
 
 
 # ----------------------------------------------------------------------------- saved programs
-
-# the RoIPool tests' loader: the same program names, data and checks
-from test_torch_deploy import _LOADER  # noqa: E402
 
 
 @pytest.fixture(scope="module")
