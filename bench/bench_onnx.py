@@ -1,10 +1,12 @@
-"""ONNX models with MaxRoiPool: plain ONNX Runtime against roipool.onnx.InferenceSession.
+"""ONNX models with MaxRoiPool or RoiAlign: plain ONNX Runtime against roipool.onnx.InferenceSession.
 
     python bench/bench_onnx.py [--repeat 9] [--threads 1,2] [--out bench/results/onnx_latest.md]
 
 Models (tools/onnx_models.py), data and ROIs from roipool._workloads.make:
 
 * pool only: one MaxRoiPool node, on vgg16-frcnn-300 and vgg16-frcnn;
+* RoiAlign only: one RoiAlign node (avg), on fpn-p2 and mask-p2
+  (roipool._workloads.make_align);
 * head: a Fast R-CNN head on the vgg16-frcnn-300 map (Conv 3x3 512->512 + Relu,
   MaxRoiPool 7x7, Flatten, Gemm 25088->256 + Relu, Gemm 256->21), end to end.
 
@@ -38,7 +40,9 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from roipool_bench import timing  # noqa: E402
 
 CPU = ["CPUExecutionProvider"]
+POOL_CALLS = ("roi_pooling", "roi_align")  # what roipool.onnx calls for a pool
 HEAD_WORKLOAD = "vgg16-frcnn-300"
+ALIGN_WORKLOADS = ("fpn-p2", "mask-p2")
 
 
 def options(threads, spinning):
@@ -55,6 +59,11 @@ def models():
         data, rois, pooled, scale = _workloads.make(w)
         out.append((f"pool only, {w}", onnx_models.pool_only(pooled, scale),
                     {"X": data, "rois": rois}))
+    for w in ALIGN_WORKLOADS:
+        data, rows, pooled, scale, ratio, aligned = _workloads.make_align(w)
+        out.append((f"RoiAlign only, {w}",
+                    onnx_models.align_only(pooled, scale, ratio, aligned),
+                    onnx_models.align_feed(data, rows)))
     data, rois, pooled, scale = _workloads.make(HEAD_WORKLOAD)
     head = onnx_models.head(c_in=data.shape[1], c=data.shape[1], pooled=pooled, scale=scale,
                             hidden=256, classes=21)
@@ -78,7 +87,7 @@ class Timed:
         self.calls = []  # (total, parts, pools) per call
         for _, s in self.sess._parts:
             s.run = self._timed(s.run, "parts")
-        self.real_pool = roipool.roi_pooling
+        self.real = {name: getattr(roipool, name) for name in POOL_CALLS}
 
     def _timed(self, fn, what):
         def run(*a, **k):
@@ -91,13 +100,15 @@ class Timed:
 
     def __call__(self, feed):
         self.parts = self.pools = 0.0
-        roipool.roi_pooling = self._timed(self.real_pool, "pools")
+        for name, fn in self.real.items():
+            setattr(roipool, name, self._timed(fn, "pools"))
         try:
             t0 = time.perf_counter()
             self.sess.run(None, feed)
             self.calls.append((time.perf_counter() - t0, self.parts, self.pools))
         finally:
-            roipool.roi_pooling = self.real_pool
+            for name, fn in self.real.items():
+                setattr(roipool, name, fn)
 
 
 def bench(model, feed, threads, repeat):
@@ -149,6 +160,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "onnx_latest.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--models", default="", help="only models whose name contains this")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                     help="before each model, wait until other processes use < 0.25 cores")
     args = ap.parse_args()
@@ -157,6 +169,8 @@ def main():
     rows = []
     deadline = time.perf_counter() + args.wait_quiet
     for name, model, feed in models():
+        if args.models not in name:
+            continue
         for t in threads:
             timing.wait_quiet(deadline, print)
             load = timing.OtherLoad()
@@ -173,7 +187,8 @@ def main():
                          capture_output=True, text=True).stdout.strip()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join([
-        "# ONNX models with MaxRoiPool: plain ONNX Runtime vs roipool.onnx.InferenceSession",
+        "# ONNX models with MaxRoiPool or RoiAlign: plain ONNX Runtime vs "
+        "roipool.onnx.InferenceSession",
         "",
         f"Run {now} with `python bench/bench_onnx.py {shown_args()}` (git {git}); "
         f"roipool {roipool.__version__}, onnxruntime "
@@ -185,7 +200,8 @@ def main():
         "Medians in ms. Threads: `intra_op_num_threads` of every session; roipool's pools "
         "follow it. Outputs were checked bit-equal to plain ORT first. spin: ORT's "
         "`session.intra_op.allow_spinning` (roipool.onnx's default is 0). parts / pool: "
-        "time inside the parts' ORT sessions and inside roipool.roi_pooling during a "
+        "time inside the parts' ORT sessions and inside roipool.roi_pooling / roi_align "
+        "during a "
         "call; cut: the rest of that call (feeds, the NaN/-0.0 check, Python; median "
         "over calls), and its share of the pool's time. other load: cores other processes "
         "used while the row was measured.",

@@ -44,6 +44,25 @@ def pool_only(pooled=(7, 7), scale=1 / 16, elem=F):
                   props={"origin": "tools/onnx_models.py"})
 
 
+def align_only(pooled=(7, 7), scale=1 / 4, sampling_ratio=2, aligned=False, mode="avg"):
+    """X [N, C, H, W], boxes [K, 4], batch [K] (int64) -> RoiAlign (opset 17 has
+    opset 16's coordinate_transformation_mode)."""
+    node = helper.make_node("RoiAlign", ["X", "boxes", "batch"], ["Y"], mode=mode,
+                            output_height=pooled[0], output_width=pooled[1],
+                            sampling_ratio=sampling_ratio, spatial_scale=scale,
+                            coordinate_transformation_mode="half_pixel" if aligned
+                            else "output_half_pixel")
+    return _model([node], [_t("X", F, ["N", "C", "H", "W"]), _t("boxes", F, ["K", 4]),
+                           _t("batch", TensorProto.INT64, ["K"])], [_t("Y")],
+                  graph_name="align")
+
+
+def align_feed(data, rows):
+    """The RoiAlign feed of [K, 5] rows (batch index first)."""
+    return {"X": data, "boxes": np.ascontiguousarray(rows[:, 1:]),
+            "batch": rows[:, 0].astype(np.int64)}
+
+
 def head(c_in=16, c=32, pooled=(7, 7), scale=1 / 16, hidden=64, classes=5, seed=0):
     """A Fast R-CNN head: Conv + Relu, MaxRoiPool, Flatten, Gemm + Relu, Gemm;
     outputs the class scores and the feature map."""

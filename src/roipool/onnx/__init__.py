@@ -1,6 +1,8 @@
-"""ONNX models with MaxRoiPool at roipool's speed: ``roipool.onnx.InferenceSession``
-is ``onnxruntime.InferenceSession`` with every top-level float32 ``MaxRoiPool``
-node computed by roipool and the rest of the graph in ONNX Runtime.
+"""ONNX models with MaxRoiPool or RoiAlign at roipool's speed:
+``roipool.onnx.InferenceSession`` is ``onnxruntime.InferenceSession`` with every
+top-level float32 ``MaxRoiPool`` node and every float32 or float64 ``RoiAlign``
+node (opset 10 and 16, avg and max) computed by roipool and the rest of the
+graph in ONNX Runtime.
 
 ::
 

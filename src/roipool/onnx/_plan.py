@@ -1,5 +1,5 @@
-"""Where a model is cut: the MaxRoiPool nodes roipool computes, and the parts
-of the graph between them that ONNX Runtime runs.
+"""Where a model is cut: the MaxRoiPool and RoiAlign nodes roipool computes,
+and the parts of the graph between them that ONNX Runtime runs.
 
 A pool's *cut* is the number of computed pools on the longest path before it,
 so independent pools (one per feature level) share a cut and a pool fed by
@@ -15,19 +15,31 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 POOL_OP = "MaxRoiPool"
+ALIGN_OP = "RoiAlign"
+ARITY = {POOL_OP: 2, ALIGN_OP: 3}  # X, rois (, batch_indices)
 DEFAULT_DOMAINS = ("", "ai.onnx")
 DEFAULT_SCALE = 1.0  # ONNX's default spatial_scale
+# RoiAlign's coordinate_transformation_mode came in opset 16, defaulting to
+# half_pixel; before, the rule was output_half_pixel's (not aligned)
+ALIGN_MODES = {"half_pixel": True, "output_half_pixel": False}
+ALIGN_MODE_OPSET = 16
 
 
 class Pool:
-    """One MaxRoiPool node computed by roipool."""
+    """One MaxRoiPool or RoiAlign node computed by roipool."""
 
-    def __init__(self, node, pooled, scale, cut):
+    def __init__(self, node, attrs, elem_type, cut):
         self.node = node
-        self.x, self.rois = node.input
+        self.op = node.op_type
+        self.inputs = list(node.input)
+        self.x, self.rois = node.input[:2]
         self.out = node.output[0]
-        self.pooled = pooled
-        self.scale = scale
+        self.pooled = attrs["pooled"]
+        self.scale = attrs["scale"]
+        self.sampling_ratio = attrs.get("sampling_ratio")
+        self.aligned = attrs.get("aligned")
+        self.mode = attrs.get("mode")
+        self.elem_type = elem_type  # of X, rois and the output
         self.cut = cut
 
 
@@ -79,8 +91,8 @@ def node_inputs(node):
     return seen
 
 
-def _pool_attrs(node):
-    """(pooled, scale) of a MaxRoiPool node roipool can compute, else None."""
+def _pool_attrs(node, opset):
+    """The parameters of a MaxRoiPool node roipool can compute, else None."""
     attrs = {a.name: a for a in node.attribute}
     if set(attrs) - {"pooled_shape", "spatial_scale"} or "pooled_shape" not in attrs:
         return None
@@ -88,7 +100,54 @@ def _pool_attrs(node):
     scale = attrs["spatial_scale"].f if "spatial_scale" in attrs else DEFAULT_SCALE
     if len(shape) != 2 or min(shape) < 1 or not (math.isfinite(scale) and scale > 0):
         return None  # ONNX Runtime refuses the model (or must answer itself)
-    return (shape[0], shape[1]), scale
+    return {"pooled": (shape[0], shape[1]), "scale": scale}
+
+
+def _align_attrs(node, opset):
+    """The parameters of a RoiAlign node roipool can compute, else None."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    known = {"mode", "output_height", "output_width", "sampling_ratio", "spatial_scale"}
+    if opset >= ALIGN_MODE_OPSET:
+        known.add("coordinate_transformation_mode")
+    if set(attrs) - known:
+        return None
+    mode = attrs.get("mode", b"avg").decode()
+    transform = attrs.get("coordinate_transformation_mode",
+                          b"half_pixel" if opset >= ALIGN_MODE_OPSET
+                          else b"output_half_pixel").decode()
+    ph, pw = attrs.get("output_height", 1), attrs.get("output_width", 1)
+    sr, scale = attrs.get("sampling_ratio", 0), attrs.get("spatial_scale", DEFAULT_SCALE)
+    if (mode not in ("avg", "max") or transform not in ALIGN_MODES or min(ph, pw) < 1
+            or sr < 0 or not (math.isfinite(scale) and scale > 0)):
+        return None  # ONNX Runtime refuses the model (or must answer itself)
+    return {"pooled": (ph, pw), "scale": scale, "sampling_ratio": sr,
+            "aligned": ALIGN_MODES[transform], "mode": mode}
+
+
+_ATTRS = {POOL_OP: _pool_attrs, ALIGN_OP: _align_attrs}
+# the element types each computed op takes: (X and rois, batch_indices)
+_TYPES = {POOL_OP: ((TensorProto.FLOAT,), None),
+          ALIGN_OP: ((TensorProto.FLOAT, TensorProto.DOUBLE), TensorProto.INT64)}
+
+
+def _computed(n, opset, values, sparse):
+    """(attributes, element type) when roipool computes node n, else None."""
+    if (n.op_type not in ARITY or n.domain not in DEFAULT_DOMAINS
+            or len(n.input) != ARITY[n.op_type] or len(n.output) != 1
+            or not all(n.input) or not n.output[0] or any(v in sparse for v in n.input)):
+        return None
+    attrs = _ATTRS[n.op_type](n, opset)
+    floats, index = _TYPES[n.op_type]
+    elem = _elem_type(values.get(n.input[0]))
+    if (attrs is None or elem not in floats or _elem_type(values.get(n.input[1])) != elem
+            or (index is not None and _elem_type(values.get(n.input[2])) != index)):
+        return None
+    return attrs, elem
+
+
+def _opset(model):
+    return max((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS),
+               default=1)
 
 
 def _elem_type(info):
@@ -162,16 +221,14 @@ def plan(model):
         return None
     ins = [node_inputs(n) for n in nodes]
 
+    opset = _opset(model)
     pools, depth, asap = {}, {}, {}
     for i in order:
         n = nodes[i]
         d = max((depth.get(v, 0) for v in ins[i]), default=0)
-        attrs = _pool_attrs(n) if (n.op_type == POOL_OP and n.domain in DEFAULT_DOMAINS
-                                   and len(n.input) == 2 and len(n.output) == 1
-                                   and all(n.input) and n.output[0]) else None
-        if attrs is not None and all(_elem_type(values.get(v)) == TensorProto.FLOAT
-                                     and v not in sparse for v in n.input):
-            pools[i] = Pool(n, attrs[0], attrs[1], d)
+        computed = _computed(n, opset, values, sparse)
+        if computed is not None:
+            pools[i] = Pool(n, computed[0], computed[1], d)
             depth[n.output[0]] = d + 1
         else:
             asap[i] = d
@@ -271,12 +328,12 @@ def _part_model(model, k, members, reads, outs, values, inits):
 
 
 def pool_model(model, pool):
-    """A model of the one MaxRoiPool node, for the calls ONNX Runtime answers
+    """A model of the one pool node, for the calls ONNX Runtime answers
     itself (see _session)."""
-    x = helper.make_tensor_value_info(pool.x, TensorProto.FLOAT, None)
-    r = helper.make_tensor_value_info(pool.rois, TensorProto.FLOAT, None)
-    y = helper.make_tensor_value_info(pool.out, TensorProto.FLOAT, None)
-    graph = helper.make_graph([pool.node], "maxroipool", [x, r], [y])
+    types = [pool.elem_type, pool.elem_type, TensorProto.INT64][:len(pool.inputs)]
+    ins = [helper.make_tensor_value_info(v, t, None) for v, t in zip(pool.inputs, types)]
+    y = helper.make_tensor_value_info(pool.out, pool.elem_type, None)
+    graph = helper.make_graph([pool.node], pool.op.lower(), ins, [y])
     opsets = [o for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
     m = helper.make_model(graph, opset_imports=opsets)
     m.ir_version = model.ir_version

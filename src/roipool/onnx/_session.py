@@ -128,7 +128,15 @@ def _cpu_only(providers):
 
 class InferenceSession:
     """A drop-in for ``onnxruntime.InferenceSession`` that computes every
-    top-level float32 ``MaxRoiPool`` node with roipool.
+    top-level float32 ``MaxRoiPool`` node and float32 or float64 ``RoiAlign``
+    node with roipool.
+
+    ``RoiAlign`` (opset 10 and 16; mode avg or max) is
+    :func:`roipool.roi_align` with ``compat="onnxruntime"``, whose rule is
+    ONNX Runtime's (the scale a float32; ``half_pixel`` is aligned, opset 10
+    and ``output_half_pixel`` are not); calls with shapes or types ONNX
+    Runtime refuses, and a node with aligned adaptive sampling given a box
+    flipped on an axis (ONNX Runtime fails there), go to ONNX Runtime's kernel.
 
     The constructor takes onnxruntime's arguments; ``num_threads`` (keyword
     only) is roipool's thread count for the pools, by default OpenMP's,
@@ -249,7 +257,7 @@ class InferenceSession:
             known.setdefault(v.name, NodeArg.declared(v))
         for p in plan.pools:  # ONNX's shape rule: [rois' rows, X's channels, PH, PW]
             dims = [_dim(known.get(p.rois), 0), _dim(known.get(p.x), 1), *p.pooled]
-            known.setdefault(p.out, NodeArg(p.out, "tensor(float)", dims))
+            known.setdefault(p.out, NodeArg(p.out, _type_name(p.elem_type), dims))
         self._inputs = [known[v.name] for v in g.input if v.name not in inits]
         self._outputs = [known.get(v.name) or NodeArg.declared(v) for v in g.output]
         self._overridable = [known[v.name] for v in g.input if v.name in inits]
@@ -262,7 +270,7 @@ class InferenceSession:
         # A pool reading a graph input directly: the checks ONNX Runtime's
         # session would make on it, since no session sees it.
         read = {v for part, _ in self._parts for v in part.inputs}
-        self._pool_fed = {v for p in self._pools for v in (p.x, p.rois)
+        self._pool_fed = {v for p in self._pools for v in p.inputs
                           if v in self._declared and v not in read}
 
     # -- onnxruntime.InferenceSession's interface
@@ -289,7 +297,7 @@ class InferenceSession:
 
     @property
     def uses_roipool(self):
-        """Whether any MaxRoiPool node runs on roipool (False: one plain session)."""
+        """Whether any pool node runs on roipool (False: one plain session)."""
         return self._plain is None
 
     def run(self, output_names, input_feed, run_options=None):
@@ -316,7 +324,7 @@ class InferenceSession:
                                                run_options)))
             else:
                 p = step[1]
-                env[p.out] = self._pool(p, env[p.x], env[p.rois])
+                env[p.out] = self._pool(p, *(env[v] for v in p.inputs))
         return [env[n] for n in names]
 
     # -- the pieces
@@ -336,7 +344,7 @@ class InferenceSession:
             if step[0] == "pool":
                 if step[1].out in need:
                     steps.append(step)
-                    need.update((step[1].x, step[1].rois))
+                    need.update(step[1].inputs)
                 continue
             part, sess = step[1], step[2]
             fetch = [o for o in part.outputs if o in need]
@@ -350,10 +358,11 @@ class InferenceSession:
 
     def _check_input(self, name, value):
         arr = np.asarray(value)
-        if arr.dtype != np.float32:
-            raise InvalidArgument(f"{_ORT_ERROR}Unexpected input data type. Actual: "
-                                  f"(tensor({arr.dtype})) , expected: (tensor(float))")
         t = self._declared[name].type.tensor_type
+        if arr.dtype != onnx.helper.tensor_dtype_to_np_dtype(t.elem_type):
+            raise InvalidArgument(f"{_ORT_ERROR}Unexpected input data type. Actual: "
+                                  f"(tensor({arr.dtype})) , expected: "
+                                  f"({_type_name(t.elem_type)})")
         if t.HasField("shape"):
             dims = t.shape.dim
             if arr.ndim != len(dims):
@@ -377,10 +386,38 @@ class InferenceSession:
             return _validate.check_num_threads(None, limit=self._intra)
         return None
 
-    def _pool(self, p, x, rois):
+    def _pool(self, p, x, rois, batch=None):
+        if p.op == _plan.ALIGN_OP:
+            if not _align_takes(p, x, rois, batch):
+                return self._fallback[p.out].run(None, {p.x: x, p.rois: rois,
+                                                        p.inputs[2]: batch})[0]
+            rows = np.concatenate([batch.astype(x.dtype)[:, None], rois], axis=1)
+            return roipool.roi_align(x, rows, p.pooled, p.scale, p.sampling_ratio, p.aligned,
+                                     mode=p.mode, compat="onnxruntime",
+                                     num_threads=self._threads())
         if x.size and _ort_answers(x):
             return self._fallback[p.out].run(None, {p.x: x, p.rois: rois})[0]
         return roipool.roi_pooling(x, rois, p.pooled, p.scale, num_threads=self._threads())
+
+
+def _align_takes(p, x, rois, batch):
+    """Whether roipool computes this RoiAlign call as ONNX Runtime does. Shapes
+    or types ONNX Runtime refuses go to its kernel for its error; so does an
+    aligned box flipped on one axis with adaptive sampling, on which ONNX
+    Runtime fails (roipool's rule gives 0) and, to keep plain ONNX Runtime's
+    behaviour, every flipped box of such a node."""
+    if not (x.ndim == 4 and rois.ndim == 2 and rois.shape[1] == 4 and batch.ndim == 1
+            and batch.shape[0] == rois.shape[0] and rois.dtype == x.dtype
+            and batch.dtype == np.int64):
+        return False
+    if p.aligned and p.sampling_ratio == 0 and rois.shape[0]:
+        flipped = (rois[:, 2] < rois[:, 0]) | (rois[:, 3] < rois[:, 1])
+        return not flipped.any()
+    return True
+
+
+def _type_name(elem_type):
+    return f"tensor({onnx.TensorProto.DataType.Name(elem_type).lower()})"
 
 
 def _ort_answers(x):

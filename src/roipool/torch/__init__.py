@@ -1,4 +1,5 @@
-"""PyTorch front end: ``roipool.torch.roi_pool`` is a drop-in for ``torchvision.ops.roi_pool``.
+"""PyTorch front end: ``roipool.torch.roi_pool`` and ``roi_align`` are drop-ins for
+``torchvision.ops.roi_pool`` and ``roi_align``.
 
 >>> import torch, roipool.torch
 >>> x = torch.arange(48.0).reshape(1, 1, 8, 6)
@@ -7,8 +8,9 @@ tensor([[ 7.,  9.],
         [19., 21.]])
 
 Importing this module registers roipool's operators with torch
-(``torch.ops.roipool.roi_pool`` and its forward/backward kernels, see
-``roipool.torch._ops``) and their ONNX translation to ``MaxRoiPool``, so it
+(``torch.ops.roipool.roi_pool`` and ``roi_align`` and their forward/backward
+kernels, see ``roipool.torch._ops``) and their ONNX translations to
+``MaxRoiPool`` and ``RoiAlign``, so it
 must be imported before loading a TorchScript, ``torch.export`` or compiled
 program that uses them. ``roi_pool`` is scriptable (``torch.jit.script``) and
 stays one node under ``torch.fx.symbolic_trace``; nothing in it breaks a
@@ -67,7 +69,7 @@ from roipool.torch import _onnx
 from roipool.torch import _ops  # registers torch.ops.roipool.*
 from roipool.torch._patch import patch_torchvision, unpatch_torchvision
 
-__all__ = ["roi_pool", "RoIPool", "patch_torchvision", "unpatch_torchvision",
+__all__ = ["roi_pool", "RoIPool", "roi_align", "RoIAlign", "patch_torchvision", "unpatch_torchvision",
            "onnx_translation_table"]
 
 _onnx.register_legacy_symbolic()
@@ -116,6 +118,22 @@ def _check_box_tensor(b: Tensor, name: str, width: int, what: str):
         raise BoxesDimError(f"{name} must be a {what}, got shape {list(b.shape)}")
     if b.dim() != 2 or b.shape[1] != width:
         raise BoxesShapeError(f"{name} must be a {what}, got shape {list(b.shape)}")
+
+
+def _check_eager_args(input, spatial_scale):
+    if not isinstance(input, Tensor):
+        raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
+        raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
+
+
+def _check_input(input: Tensor):
+    _check_tensor(input, "input")
+    if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
+        raise InputTypeError(
+            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}")
+    if input.dim() != 4:
+        raise InputShapeError(f"input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
 
 
 def _rois(boxes: Union[Tensor, List[Tensor]], input: Tensor) -> Tensor:
@@ -237,16 +255,8 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
             [19., 21.]])
     """
     if not torch.jit.is_scripting():
-        if not isinstance(input, Tensor):
-            raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-        if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
-            raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
-    _check_tensor(input, "input")
-    if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
-        raise InputTypeError(
-            f"input must be a float32, float64, float16 or bfloat16 tensor, got {input.dtype}")
-    if input.dim() != 4:
-        raise InputShapeError(f"input must be 4-D [N, C, H, W], got shape {list(input.shape)}")
+        _check_eager_args(input, spatial_scale)
+    _check_input(input)
     if compat not in ["torchvision", "mxnet"]:
         raise ValueError(f"compat must be 'torchvision' or 'mxnet', got '{compat}'")
     rois = _rois(boxes, input)
@@ -312,3 +322,154 @@ class RoIPool(nn.Module):
         extra = "" if self.num_threads is None else f", num_threads={self.num_threads}"
         return (f"{self.__class__.__name__}(output_size={self.output_size}, "
                 f"spatial_scale={self.spatial_scale}, compat={self.compat!r}{extra})")
+
+
+
+
+@torch.fx.wrap
+def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]],
+              output_size: BroadcastingList2[int], spatial_scale: float = 1.0,
+              sampling_ratio: int = -1, aligned: bool = False, compat: str = "torchvision",
+              num_threads: Optional[int] = None) -> Tensor:
+    """RoIAlign (avg) with ``torchvision.ops.roi_align``'s signature, on CPU tensors.
+
+    The rule is :func:`roipool.roi_align`'s (``docs/semantics.md``,
+    "RoIAlign"); with the default compat the output and the gradient equal
+    torchvision's CPU ``roi_align`` bit for bit (float32, float64, float16).
+    bfloat16 follows roipool's own rule (float32 arithmetic, rounded once).
+    Boxes get no gradient. Everything the module docstring says about
+    devices, boxes, channels-last inputs and threads holds here too.
+
+    Parameters
+    ----------
+    input : Tensor[N, C, H, W]
+        float32, float64, float16 or bfloat16, on the CPU; any strides.
+    boxes : Tensor[K, 5] or list of Tensor[L, 4]
+        Rows ``(batch_index, x1, y1, x2, y2)``, or per image ``(x1, y1, x2, y2)``.
+    output_size : int or (int, int)
+        (PH, PW) of each pooled region.
+    spatial_scale : float
+        Feature-map size / image size.
+    sampling_ratio : int
+        Samples per bin side; 0 or -1: adaptive (``ceil(roi size / output size)``).
+    aligned : bool
+        Shift the boxes by half a pixel (detectron2's ROIAlignV2).
+    compat : {"torchvision", "mxnet", "onnxruntime"}
+        The type the scale is carried in (the last two: float32); they differ
+        in float64 at scales that are not float32 numbers.
+    num_threads : int, optional
+        Threads for this call; None is ``torch.get_num_threads()`` capped by
+        roipool's OpenMP default, read when the kernel runs.
+
+    Returns
+    -------
+    Tensor[K, C, PH, PW]
+        Of input's dtype, channels-last when input is. Differentiable with
+        respect to input (the gradient is :func:`roipool.roi_align_backward`).
+
+    Raises
+    ------
+    TypeError
+        input is not a tensor, or of another dtype; spatial_scale is not a
+        number.
+    ValueError
+        A tensor not on the CPU, a bad output_size, sampling_ratio, aligned,
+        compat or num_threads, a batch index outside the batch, a non-finite
+        coordinate: the contract's bad input (``docs/semantics.md``,
+        "RoIAlign, bad input and degenerate boxes").
+    AssertionError, IndexError
+        Malformed boxes raise what torchvision raises, through subclasses that
+        are also ValueError or TypeError.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from roipool.torch import roi_align
+    >>> x = torch.arange(48.0).reshape(1, 1, 8, 6)
+    >>> roi_align(x, torch.tensor([[0.0, 0, 0, 4, 4]]), (2, 2), 1.0)[0, 0]
+    tensor([[ 7.,  9.],
+            [19., 21.]])
+    >>> roi_align(x, [torch.tensor([[0.0, 0, 4, 4]])], 2, 1.0, aligned=True)[0, 0]
+    tensor([[ 3.5000,  5.5000],
+            [15.5000, 17.5000]])
+    """
+    if not torch.jit.is_scripting():
+        _check_eager_args(input, spatial_scale)
+    _check_input(input)
+    if compat not in ["torchvision", "mxnet", "onnxruntime"]:
+        raise ValueError(
+            f"compat must be 'torchvision', 'mxnet' or 'onnxruntime', got '{compat}'")
+    rois = _rois(boxes, input)
+    ph, pw = _output_size(output_size)
+    if not torch.jit.is_scripting():
+        if _plain_eager(input, rois):
+            # what torch.ops.roipool.roi_align would run, without the dispatcher
+            return _ops.align_forward(input, rois, float(spatial_scale), ph, pw,
+                                      sampling_ratio, aligned, compat,
+                                      _num_threads(num_threads))
+    return torch.ops.roipool.roi_align(input, rois, float(spatial_scale), ph, pw,
+                                       sampling_ratio, aligned, compat,
+                                       _num_threads(num_threads))
+
+
+class RoIAlign(nn.Module):
+    """Module form of :func:`roi_align`, like ``torchvision.ops.RoIAlign``.
+
+    ``RoIAlign(output_size, spatial_scale, sampling_ratio, aligned)(input,
+    boxes)`` equals ``roi_align(input, boxes, output_size, spatial_scale,
+    sampling_ratio, aligned)``; ``compat`` and ``num_threads`` are passed
+    through. Scriptable.
+
+    Parameters
+    ----------
+    output_size : int or (int, int)
+        (PH, PW) of each pooled region.
+    spatial_scale : float
+        Feature-map size / image size.
+    sampling_ratio : int
+        As for :func:`roi_align`.
+    aligned : bool
+        As for :func:`roi_align`.
+    compat : {"torchvision", "mxnet", "onnxruntime"}, keyword only
+        As for :func:`roi_align`.
+    num_threads : int, optional, keyword only
+        As for :func:`roi_align`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When called, what :func:`roi_align` raises (``docs/semantics.md``,
+        "RoIAlign, bad input and degenerate boxes").
+
+    Examples
+    --------
+    >>> import torch
+    >>> from roipool.torch import RoIAlign
+    >>> pool = RoIAlign((2, 2), 1.0, sampling_ratio=2)
+    >>> pool
+    RoIAlign(output_size=(2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=False, compat='torchvision')
+    >>> pool(torch.arange(48.0).reshape(1, 1, 8, 6), torch.tensor([[0.0, 0, 0, 4, 4]]))[0, 0]
+    tensor([[ 7.,  9.],
+            [19., 21.]])
+    """
+
+    def __init__(self, output_size: BroadcastingList2[int], spatial_scale: float,
+                 sampling_ratio: int = -1, aligned: bool = False, *,
+                 compat: str = "torchvision", num_threads: Optional[int] = None):
+        super().__init__()
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.compat = compat
+        self.num_threads = num_threads
+
+    def forward(self, input: Tensor, rois: Union[Tensor, List[Tensor]]) -> Tensor:
+        return roi_align(input, rois, self.output_size, self.spatial_scale,
+                         self.sampling_ratio, self.aligned, self.compat, self.num_threads)
+
+    def __repr__(self) -> str:
+        extra = "" if self.num_threads is None else f", num_threads={self.num_threads}"
+        return (f"{self.__class__.__name__}(output_size={self.output_size}, "
+                f"spatial_scale={self.spatial_scale}, sampling_ratio={self.sampling_ratio}, "
+                f"aligned={self.aligned}, compat={self.compat!r}{extra})")

@@ -15,6 +15,12 @@
   deterministic backward registered as its autograd formula.
 * ``roipool::roi_pool_backward(grad, rois, argmax, batch_size, channels,
   height, width, num_threads=-1) -> Tensor``.
+* ``roipool::roi_align(input, rois, spatial_scale, pooled_height, pooled_width,
+  sampling_ratio=-1, aligned=False, compat="torchvision", num_threads=-1) -> Tensor``
+  with a fake kernel and roipool's deterministic backward,
+  ``roipool::roi_align_backward(grad, rois, spatial_scale, pooled_height,
+  pooled_width, batch_size, channels, height, width, sampling_ratio, aligned,
+  compat, num_threads) -> Tensor``, as its autograd formula.
 
 ``num_threads=-1`` is resolved inside the kernels (``torch.get_num_threads()``
 capped by roipool's OpenMP default), so traced programs hold no thread count
@@ -26,7 +32,7 @@ from torch import Tensor
 
 from roipool import _roi_pool
 from roipool._arrays import bfloat16, new_output
-from roipool._ops import roi_pooling, roi_pooling_backward
+from roipool._ops import roi_align, roi_align_backward, roi_pooling, roi_pooling_backward
 from roipool._validate import check_num_threads
 
 FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -134,6 +140,30 @@ def backward(grad, rois, argmax, data_shape, num_threads):
     return from_numpy(g, grad.dtype)
 
 
+def align_forward(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio,
+                  aligned, compat, num_threads, fmt=None):
+    """roi_align on the tensors' memory, into (or as) the returned tensor."""
+    check_shapes(input, rois, pooled_height, pooled_width)
+    args = ((pooled_height, pooled_width), spatial_scale, sampling_ratio, aligned)
+    fmt = out_format(input) if fmt is None else fmt
+    if fmt == out_format(input) and input.is_contiguous():
+        out = roi_align(to_numpy(input), to_numpy(rois), *args, compat=compat,
+                        num_threads=threads(num_threads))
+        return from_numpy(out, input.dtype)
+    out = numpy_pooled(input, rois, pooled_height, pooled_width, input.dtype, fmt)
+    roi_align(to_numpy(input), to_numpy(rois), *args, out=to_numpy(out), compat=compat,
+              num_threads=threads(num_threads))
+    return out
+
+
+def align_backward(grad, rois, spatial_scale, sampling_ratio, aligned, data_shape, compat,
+                   num_threads):
+    g = roi_align_backward(to_numpy(grad), to_numpy(rois), data_shape, spatial_scale,
+                           sampling_ratio, aligned, compat=compat,
+                           num_threads=threads(num_threads))
+    return from_numpy(g, grad.dtype)
+
+
 # ----------------------------------------------------------------------------- operators
 
 
@@ -216,3 +246,52 @@ def _roi_pool_composite(input, rois, spatial_scale, pooled_height, pooled_width,
             input, rois, spatial_scale, pooled_height, pooled_width, compat, num_threads)[0]
     return torch.ops.roipool.roi_pool_forward(
         input, rois, spatial_scale, pooled_height, pooled_width, compat, num_threads)
+
+
+@torch.library.custom_op("roipool::roi_align", mutates_args=(), device_types="cpu")
+def roi_align_op(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int,
+                 pooled_width: int, sampling_ratio: int = -1, aligned: bool = False,
+                 compat: str = "torchvision", num_threads: int = DEFAULT_THREADS) -> Tensor:
+    return align_forward(input, rois, spatial_scale, pooled_height, pooled_width,
+                         sampling_ratio, aligned, compat, num_threads)
+
+
+@torch.library.custom_op("roipool::roi_align_backward", mutates_args=(), device_types="cpu")
+def roi_align_backward_op(grad: Tensor, rois: Tensor, spatial_scale: float,
+                          pooled_height: int, pooled_width: int, batch_size: int,
+                          channels: int, height: int, width: int, sampling_ratio: int = -1,
+                          aligned: bool = False, compat: str = "torchvision",
+                          num_threads: int = DEFAULT_THREADS) -> Tensor:
+    return align_backward(grad, rois, spatial_scale, sampling_ratio, aligned,
+                          (batch_size, channels, height, width), compat, num_threads)
+
+
+@roi_align_op.register_fake
+def _(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio=-1,
+      aligned=False, compat="torchvision", num_threads=DEFAULT_THREADS):
+    check_shapes(input, rois, pooled_height, pooled_width)
+    return empty_pooled(input, rois, pooled_height, pooled_width, input.dtype,
+                        out_format(input))
+
+
+@roi_align_backward_op.register_fake
+def _(grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height,
+      width, sampling_ratio=-1, aligned=False, compat="torchvision",
+      num_threads=DEFAULT_THREADS):
+    return grad.new_empty((batch_size, channels, height, width))
+
+
+def _align_setup_context(ctx, inputs, output):
+    input, rois, spatial_scale, ph, pw, sampling_ratio, aligned, compat, num_threads = inputs
+    ctx.save_for_backward(rois)
+    ctx.args = (spatial_scale, ph, pw) + tuple(input.shape) + (sampling_ratio, aligned,
+                                                               compat, num_threads)
+
+
+def _align_backward(ctx, grad_out):
+    (rois,) = ctx.saved_tensors
+    grad = torch.ops.roipool.roi_align_backward(grad_out, rois, *ctx.args)
+    return grad, None, None, None, None, None, None, None, None
+
+
+roi_align_op.register_autograd(_align_backward, setup_context=_align_setup_context)

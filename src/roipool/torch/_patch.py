@@ -1,4 +1,5 @@
-"""patch_torchvision(): roipool as the CPU kernel of torchvision's roi_pool operator.
+"""patch_torchvision(): roipool as the CPU kernel of torchvision's roi_pool and
+roi_align operators.
 
 The first patch captures torchvision's CPU kernels (``torch.library.get_kernel``)
 and registers ours for the CPU key in their place, once for the life of the
@@ -6,7 +7,8 @@ process. Ours runs roipool while patched and torchvision's captured kernel
 otherwise, so unpatching is a flag: removing a kernel from the dispatcher while
 another thread is inside it frees the kernel under that thread. Inputs roipool
 does not take the way torchvision does (a dtype torchvision refuses, an empty
-grid, a spatial_scale that is not a finite number > 0) go to torchvision's
+grid, a spatial_scale that is not a finite number > 0, a sampling_ratio below
+-1 that torchvision treats as adaptive) go to torchvision's
 kernel even when patched, so they behave exactly as before. Only the CPU key
 is touched: other devices, the fake (meta) kernel and the autograd formula stay
 torchvision's.
@@ -26,7 +28,16 @@ SCHEMAS = {
                           "Tensor argmax, float spatial_scale, SymInt pooled_height, "
                           "SymInt pooled_width, SymInt batch_size, SymInt channels, "
                           "SymInt height, SymInt width) -> Tensor",
+    "roi_align": "torchvision::roi_align(Tensor input, Tensor rois, float spatial_scale, "
+                 "SymInt pooled_height, SymInt pooled_width, int sampling_ratio, "
+                 "bool aligned) -> Tensor",
+    "_roi_align_backward": "torchvision::_roi_align_backward(Tensor grad, Tensor rois, "
+                           "float spatial_scale, SymInt pooled_height, SymInt pooled_width, "
+                           "SymInt batch_size, SymInt channels, SymInt height, "
+                           "SymInt width, int sampling_ratio, bool aligned) -> Tensor",
 }
+# the largest sampling_ratio roipool takes (docs/semantics.md, "RoIAlign, bad input")
+_MAX_SAMPLING_RATIO = 46340
 # torchvision's CPU kernel dispatches on these (AT_DISPATCH_FLOATING_TYPES_AND_HALF)
 _TV_DTYPES = (torch.float32, torch.float64, torch.float16)
 
@@ -40,6 +51,41 @@ def _takes(input, rois, spatial_scale, pooled_height, pooled_width):
             and input.dim() == 4 and rois.dim() == 2 and rois.shape[1] == 5
             and pooled_height > 0 and pooled_width > 0
             and math.isfinite(spatial_scale) and spatial_scale > 0)
+
+
+def _takes_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio):
+    """Whether roipool computes this roi_align call as torchvision's kernel does
+    (or gives its ValueError where torchvision raises or has undefined behaviour)."""
+    return (_takes(input, rois, spatial_scale, pooled_height, pooled_width)
+            and -1 <= sampling_ratio <= _MAX_SAMPLING_RATIO
+            and (input.dtype != torch.float16 or spatial_scale <= _FLOAT16_MAX))
+
+
+_FLOAT16_MAX = 65504.0  # a larger scale is infinite in float16: torchvision's answer stands
+
+
+def _roi_align_cpu(keyset, input, rois, spatial_scale, pooled_height, pooled_width,
+                   sampling_ratio, aligned):
+    if not _takes_align(input, rois, spatial_scale, pooled_height, pooled_width,
+                        sampling_ratio):
+        return _state["original"]["roi_align"].call_boxed(
+            keyset, input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio,
+            aligned)
+    return ops.align_forward(input, rois, spatial_scale, pooled_height, pooled_width,
+                             sampling_ratio, aligned, "torchvision", ops.DEFAULT_THREADS,
+                             torch.contiguous_format)
+
+
+def _roi_align_backward_cpu(keyset, grad, rois, spatial_scale, pooled_height, pooled_width,
+                            batch_size, channels, height, width, sampling_ratio, aligned):
+    if not (_takes_align(grad, rois, spatial_scale, pooled_height, pooled_width,
+                         sampling_ratio) and grad.shape[0] == rois.shape[0]):
+        return _state["original"]["_roi_align_backward"].call_boxed(
+            keyset, grad, rois, spatial_scale, pooled_height, pooled_width, batch_size,
+            channels, height, width, sampling_ratio, aligned)
+    return ops.align_backward(grad, rois, spatial_scale, sampling_ratio, aligned,
+                              (batch_size, channels, height, width), "torchvision",
+                              ops.DEFAULT_THREADS)
 
 
 def _roi_pool_cpu(keyset, input, rois, spatial_scale, pooled_height, pooled_width):
@@ -86,17 +132,24 @@ def _torchvision_ops():
 
 
 def patch_torchvision():
-    """Run torchvision's ``roi_pool`` operator on roipool for CPU tensors.
+    """Run torchvision's ``roi_pool`` and ``roi_align`` operators on roipool for CPU tensors.
 
-    Afterwards ``torchvision.ops.roi_pool``, ``torchvision.ops.RoIPool``,
-    ``torch.ops.torchvision.roi_pool`` and scripted, exported or compiled
-    programs that call it compute with roipool: the same output, argmax and
-    gradient as torchvision's CPU kernel, bit for bit, for float32, float64
-    and float16 at any scale. Other devices keep torchvision's kernels.
+    Afterwards ``torchvision.ops.roi_pool``, ``RoIPool``, ``roi_align``,
+    ``RoIAlign``, ``MultiScaleRoIAlign`` (torchvision's detection models),
+    ``torch.ops.torchvision.roi_pool`` / ``roi_align`` and scripted, exported
+    or compiled programs that call them compute with roipool: the same output,
+    argmax and gradient as torchvision's CPU kernels, bit for bit, for
+    float32, float64 and float16 at any scale. Other devices keep
+    torchvision's kernels.
     Calling it again does nothing; :func:`unpatch_torchvision` undoes it. Both
     may be called from any thread at any time. A batch index outside the batch
     or a NaN or infinite box coordinate (on which torchvision's kernel reads
-    out of bounds or has undefined behaviour) raises ValueError.
+    out of bounds or has undefined behaviour) raises ValueError; so does a
+    roi_align box with ``2**31`` samples or more (torchvision raises). An
+    aligned box flipped on one axis with adaptive sampling, on which
+    torchvision raises, gets roipool's answer, 0, and a feature map with H or
+    W = 0 (torchvision crashes) gives zeros (``docs/semantics.md``, "RoIAlign,
+    bad input and degenerate boxes").
 
     Returns
     -------
@@ -133,6 +186,9 @@ def patch_torchvision():
                 _state["original"] = original
                 lib.impl("roi_pool", _roi_pool_cpu, "CPU", with_keyset=True)
                 lib.impl("_roi_pool_backward", _roi_pool_backward_cpu, "CPU",
+                         with_keyset=True)
+                lib.impl("roi_align", _roi_align_cpu, "CPU", with_keyset=True)
+                lib.impl("_roi_align_backward", _roi_align_backward_cpu, "CPU",
                          with_keyset=True)
             _state["library"] = lib  # kept: see the module docstring
         _state["enabled"] = True
