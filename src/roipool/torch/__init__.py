@@ -164,17 +164,25 @@ def _num_threads(num_threads: Optional[int]) -> int:
     return num_threads
 
 
-def _plain_eager(input: Tensor, rois: Tensor) -> bool:
-    """Whether this call can run the operator's CPU kernel directly: eager
-    mode with no gradient to record and nothing that observes or transforms
+def _plain_eager(input: Tensor, boxes, compat) -> bool:
+    """Whether this call can run the operator's CPU kernel directly: the
+    checks roi_pool makes first (CPU strided tensors, a dtype of _ops.FLOATS,
+    4-D input, Tensor[K, 5] boxes, a known compat) all pass, in eager mode
+    with no gradient to record and nothing that observes or transforms
     operators (tracing, torch.compile, export's fake tensors, functorch,
     modes, the profiler). The operator's dispatch and composite layer cost
     more than a small call's kernel, and there they would only pick that
     kernel. It says nothing about the arrays: roi_pooling's one rule
-    (roipool._ops._plain_call) decides whether they take its short path."""
+    (_roi_pool.plain_arrays, in roipool._ops._plain_call) decides whether
+    they take its short path."""
     return (not torch.compiler.is_compiling()
-            and type(input) is Tensor and type(rois) is Tensor
-            and not (torch.is_grad_enabled() and (input.requires_grad or rois.requires_grad))
+            and type(input) is Tensor and type(boxes) is Tensor
+            and input.dtype in _ops.FLOATS
+            and input.is_cpu and input.layout == torch.strided
+            and input.dim() == 4 and boxes.dim() == 2 and boxes.shape[1] == 5
+            and boxes.is_cpu and boxes.layout == torch.strided
+            and (compat == "torchvision" or compat == "mxnet")
+            and not (torch.is_grad_enabled() and (input.requires_grad or boxes.requires_grad))
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
             and not torch._C._is_torch_function_mode_enabled()
@@ -213,6 +221,11 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
             raise InputTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
         if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)):
             raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}")
+        if _plain_eager(input, boxes, compat):
+            # what torch.ops.roipool.roi_pool would run, without the dispatcher
+            return _ops.forward(input, boxes, float(spatial_scale),
+                                *_eager_output_size(output_size), compat,
+                                _num_threads(num_threads), False)[0]
     _check_tensor(input, "input")
     if input.dtype not in [torch.float32, torch.float64, torch.float16, torch.bfloat16]:
         raise InputTypeError(
@@ -223,11 +236,6 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
         raise ValueError(f"compat must be 'torchvision' or 'mxnet', got '{compat}'")
     rois = _rois(boxes, input)
     ph, pw = _output_size(output_size)
-    if not torch.jit.is_scripting():
-        if _plain_eager(input, rois):
-            # what torch.ops.roipool.roi_pool would run, without the dispatcher
-            return _ops.forward(input, rois, float(spatial_scale), ph, pw, compat,
-                                _num_threads(num_threads), False)[0]
     return torch.ops.roipool.roi_pool(input, rois, float(spatial_scale), ph, pw, compat,
                                       _num_threads(num_threads))
 
