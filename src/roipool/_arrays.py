@@ -7,7 +7,9 @@ import sys
 import numpy as np
 
 from roipool import _roi_pool
-from roipool._roi_pool import Rounding, new_output  # the one output allocation
+# the one output allocation and the one layout rule (a 4-D array's channels
+# adjacent in memory: read in place, and the output follows)
+from roipool._roi_pool import Rounding, is_channels_last, new_output
 
 
 def bfloat16(needed_by=None):
@@ -77,14 +79,6 @@ def aligned(arr):
     an offset pointer, or strides that are not multiples of the item size. The
     kernels index with strides // itemsize and may use aligned SIMD loads."""
     return arr if arr.flags.aligned else np.array(arr, copy=True, order="K")
-
-
-def is_channels_last(arr):
-    """Whether a 4-D array's channels are adjacent in memory (the extension's
-    one layout rule, _roi_pool.channels_last): such data is read in place and
-    the output follows it."""
-    return arr.ndim == 4 and _roi_pool.channels_last(arr.shape[1], arr.strides[1], arr.itemsize,
-                                                     arr.flags.c_contiguous)
 
 
 def in_storage_dtype(result, storage, channels_last=False):

@@ -14,11 +14,12 @@ _OK = int(_roi_pool.Status.OK)  # a plain int: enum members compare slowly
 
 
 class ForwardCall(_roi_pool.Call):
-    """_roi_pool.Call and what the Python layer needs after the kernel:
-    storage dtype, checked rois and batch size (to name a bad row), the
-    caller's buffers, the output layout."""
+    """_roi_pool.Call and, in `after`, what the Python layer needs once the
+    kernel ran: (storage dtype, checked rois, batch size) to name a bad row,
+    the caller's out and argmax, the output layout (one tuple: one attribute
+    to set and read on a small call)."""
 
-    __slots__ = ("storage", "checked_rois", "batch", "user_out", "user_argmax", "out_cl")
+    __slots__ = ("after",)
 
 
 def forward_call(data, rois, rule_of, num_threads, out=None, argmax=None, want_argmax=False,
@@ -65,8 +66,7 @@ def forward_call(data, rois, rule_of, num_threads, out=None, argmax=None, want_a
     if k_data.dtype != kernel_dtype:
         k_data = a.to_compute(k_data, kernel_dtype, rmode, storage, False)
     call = ForwardCall(a.aligned(k_data), k_rois, rule, k_out, k_arg, n_threads)
-    call.storage, call.checked_rois, call.batch = storage, rois_c, data.shape[0]
-    call.user_out, call.user_argmax, call.out_cl = out, argmax, out_cl
+    call.after = (storage, rois_c, data.shape[0], out, argmax, out_cl)
     return call
 
 
@@ -74,16 +74,16 @@ def forward_results(call, status):
     """(out, argmax) of a call the kernel ran with this status: the caller's
     buffers filled, or new outputs in the storage dtype; a bad status raises
     its exception (no buffer of the caller's written)."""
+    storage, rois_c, batch, out, argmax, out_cl = call.after
     if status != _OK:
-        raise_bad_status(status, call.checked_rois, call.batch, call.storage)
-    out, k_out = call.user_out, call.out
+        raise_bad_status(status, rois_c, batch, storage)
+    k_out, k_arg = call.out, call.argmax
     if out is None:
-        if k_out.dtype != call.storage:
-            k_out = a.in_storage_dtype(k_out, call.storage, call.out_cl)
+        if k_out.dtype != storage:
+            k_out = a.in_storage_dtype(k_out, storage, out_cl)
         out = k_out
     elif k_out is not out:
         out[...] = k_out
-    argmax, k_arg = call.user_argmax, call.argmax
     if argmax is not None and k_arg is not argmax:
         argmax[...] = k_arg
         k_arg = argmax

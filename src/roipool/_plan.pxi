@@ -120,8 +120,7 @@ cdef inline bint _channels_last(Py_ssize_t C, Py_ssize_t stride_c, Py_ssize_t un
 
 
 def channels_last(Py_ssize_t C, Py_ssize_t stride_c, Py_ssize_t unit, bint contiguous):
-    """_channels_last for the Python layer (roipool._arrays.is_channels_last,
-    roipool.torch's output format)."""
+    """_channels_last for a tensor's sizes (roipool.torch's output format)."""
     return _channels_last(C, stride_c, unit, contiguous)
 
 
@@ -129,6 +128,13 @@ cdef inline bint _array_channels_last(cnp.ndarray a) noexcept:
     return cnp.PyArray_NDIM(a) == 4 and _channels_last(
         cnp.PyArray_DIMS(a)[1], cnp.PyArray_STRIDES(a)[1], cnp.PyArray_ITEMSIZE(a),
         cnp.PyArray_IS_C_CONTIGUOUS(a))
+
+
+def is_channels_last(cnp.ndarray a not None):
+    """_channels_last for an array (roipool._arrays.is_channels_last): a few
+    C-API reads, where the same in Python costs a flags object and five
+    attribute lookups."""
+    return _array_channels_last(a)
 
 
 # ---- output memory: every output buffer roipool allocates -------------------

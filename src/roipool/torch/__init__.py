@@ -183,17 +183,25 @@ def _num_threads(num_threads: Optional[int]) -> int:
     return num_threads
 
 
-def _plain_eager(input: Tensor, rois: Tensor) -> bool:
-    """Whether this call can run the operator's CPU kernel directly: eager
-    mode with no gradient to record and nothing that observes or transforms
+def _plain_eager(input: Tensor, boxes, compat, compats=("torchvision", "mxnet")) -> bool:
+    """Whether this call can run the operator's CPU kernel directly: the
+    checks roi_pool makes first (CPU strided tensors, a dtype of _ops.FLOATS,
+    4-D input, Tensor[K, 5] boxes, a known compat) all pass, in eager mode
+    with no gradient to record and nothing that observes or transforms
     operators (tracing, torch.compile, export's fake tensors, functorch,
     modes, the profiler). The operator's dispatch and composite layer cost
     more than a small call's kernel, and there they would only pick that
     kernel. It says nothing about the arrays: roi_pooling's one rule
-    (roipool._ops._plain_call) decides whether they take its short path."""
+    (_roi_pool.plain_arrays, in roipool._ops._plain_call) decides whether
+    they take its short path."""
     return (not torch.compiler.is_compiling()
-            and type(input) is Tensor and type(rois) is Tensor
-            and not (torch.is_grad_enabled() and (input.requires_grad or rois.requires_grad))
+            and type(input) is Tensor and type(boxes) is Tensor
+            and input.dtype in _ops.FLOATS
+            and input.is_cpu and input.layout == torch.strided
+            and input.dim() == 4 and boxes.dim() == 2 and boxes.shape[1] == 5
+            and boxes.is_cpu and boxes.layout == torch.strided
+            and compat in compats
+            and not (torch.is_grad_enabled() and (input.requires_grad or boxes.requires_grad))
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
             and not torch._C._is_torch_function_mode_enabled()
@@ -256,16 +264,16 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]],
     """
     if not torch.jit.is_scripting():
         _check_eager_args(input, spatial_scale)
+        if _plain_eager(input, boxes, compat):
+            # what torch.ops.roipool.roi_pool would run, without the dispatcher
+            return _ops.forward(input, boxes, float(spatial_scale),
+                                *_eager_output_size(output_size), compat,
+                                _num_threads(num_threads), False)[0]
     _check_input(input)
     if compat not in ["torchvision", "mxnet"]:
         raise ValueError(f"compat must be 'torchvision' or 'mxnet', got '{compat}'")
     rois = _rois(boxes, input)
     ph, pw = _output_size(output_size)
-    if not torch.jit.is_scripting():
-        if _plain_eager(input, rois):
-            # what torch.ops.roipool.roi_pool would run, without the dispatcher
-            return _ops.forward(input, rois, float(spatial_scale), ph, pw, compat,
-                                _num_threads(num_threads), False)[0]
     return torch.ops.roipool.roi_pool(input, rois, float(spatial_scale), ph, pw, compat,
                                       _num_threads(num_threads))
 
@@ -395,18 +403,17 @@ def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]],
     """
     if not torch.jit.is_scripting():
         _check_eager_args(input, spatial_scale)
+        if _plain_eager(input, boxes, compat, ("torchvision", "mxnet", "onnxruntime")):
+            # what torch.ops.roipool.roi_align would run, without the dispatcher
+            return _ops.align_forward(input, boxes, float(spatial_scale),
+                                      *_eager_output_size(output_size), sampling_ratio,
+                                      aligned, compat, _num_threads(num_threads))
     _check_input(input)
     if compat not in ["torchvision", "mxnet", "onnxruntime"]:
         raise ValueError(
             f"compat must be 'torchvision', 'mxnet' or 'onnxruntime', got '{compat}'")
     rois = _rois(boxes, input)
     ph, pw = _output_size(output_size)
-    if not torch.jit.is_scripting():
-        if _plain_eager(input, rois):
-            # what torch.ops.roipool.roi_align would run, without the dispatcher
-            return _ops.align_forward(input, rois, float(spatial_scale), ph, pw,
-                                      sampling_ratio, aligned, compat,
-                                      _num_threads(num_threads))
     return torch.ops.roipool.roi_align(input, rois, float(spatial_scale), ph, pw,
                                        sampling_ratio, aligned, compat,
                                        _num_threads(num_threads))
