@@ -229,3 +229,24 @@ def test_row_checks_run_when_output_is_empty():
     data, rois = good()
     rois[1, 0] = 7
     forward_raises(ValueError, r"rois row 1\b", data=data[:, :0], rois=rois)
+
+
+@pytest.mark.parametrize("later", ["batch", "coordinate"])
+def test_rows_are_checked_one_at_a_time(later):
+    """A size error in an early row is named before a later row's batch index
+    or coordinate error (the sizes are scanned after those two checks)."""
+    _, rois = good()
+    rois = rois.astype(np.float64)
+    rois[1, 3:] = 2e5  # adaptive grid past 2**31 samples per box at pooled 1
+    if later == "batch":
+        rois[3, 0] = N
+    else:
+        rois[3, 2] = np.inf
+    forward_raises(ValueError, r"rois row 1\b", rois=rois, pooled=1, scale=1.0)
+    rois[1, 3:] = rois[0, 3:]
+    forward_raises(ValueError, r"rois row 3\b", rois=rois, pooled=1, scale=1.0)
+    d, rois = good()
+    rois = rois.astype(np.float16)
+    rois[0, 0] = N  # bad batch in row 0; row 1's width is infinite in float16
+    rois[1, 1], rois[1, 3] = -60000.0, 60000.0
+    forward_raises(ValueError, r"rois row 0\b", data=d.astype(np.float16), rois=rois, scale=1.0)

@@ -61,10 +61,11 @@ cdef inline bint _align_axis(floating v, Py_ssize_t size, int rmode, int32_t *lo
 
 
 cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignSpec *rule,
-                             AlignRois *a, floating *geo) noexcept nogil:
-    """Per ROI: start, bin size (geo[r * 4 ...]: start_h, start_w, bin_h,
-    bin_w), samples per bin and the count; OK or a bad row (sizes that are
-    not finite, or 2**31 samples per box: torchvision's C int overflows)."""
+                             AlignRois *a, floating *geo, Py_ssize_t n_rows) noexcept nogil:
+    """Per ROI of the first n_rows: start, bin size (geo[r * 4 ...]: start_h,
+    start_w, bin_h, bin_w), samples per bin and the count; OK or a bad row
+    (sizes that are not finite, or 2**31 samples per box: torchvision's C int
+    overflows)."""
     cdef Py_ssize_t R = rois.shape[0], r, gh, gw, total = 0
     cdef int rmode = rule.rmode
     cdef floating scale = _as_storage(<floating>rule.scale, rmode)
@@ -73,7 +74,7 @@ cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignSpec *rule,
     cdef floating pooled_w = _as_storage(<floating>rule.PW, rmode)
     cdef floating sw, sh, ew, eh, rw, rh, bh, bw
     cdef double ch, cw
-    for r in range(R):
+    for r in range(n_rows):
         sw = _as_storage(_as_storage(rois[r, 1] * scale, rmode) - offset, rmode)
         sh = _as_storage(_as_storage(rois[r, 2] * scale, rmode) - offset, rmode)
         ew = _as_storage(_as_storage(rois[r, 3] * scale, rmode) - offset, rmode)
@@ -170,7 +171,7 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rul
     """Scan the rows (the shared batch check, finite coordinates, then the
     sizes), group ROIs by image in ws (allocated here, one value per row),
     build every ROI's sample table (in parallel)."""
-    cdef Py_ssize_t R = rois.shape[0], r, j, status = OK
+    cdef Py_ssize_t R = rois.shape[0], r, j, status = OK, sizes, n_ok = R
     cdef floating *geo = <floating *>malloc(max(R, 1) * 6 * sizeof(floating))
     a.per_bin = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     a.at = <Py_ssize_t *>malloc((R + 1) * sizeof(Py_ssize_t))
@@ -184,16 +185,19 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rul
         return NO_MEMORY
     for r in range(R):
         status = _check_batch(<double>rois[r, 0], rule.N, r, ws.geom + r)
+        if status == OK:
+            for j in range(1, 5):
+                if not isfinite(rois[r, j]):
+                    status = r * ROW_CODES + BAD_COORD_NONFINITE
+                    break
         if status != OK:
+            n_ok = r
             break
-        for j in range(1, 5):
-            if not isfinite(rois[r, j]):
-                status = r * ROW_CODES + BAD_COORD_NONFINITE
-                break
-        if status != OK:
-            break
-    if status == OK:
-        status = _align_sizes(rois, rule, a, geo)
+    # Rows are checked one at a time: a bad size before the first bad batch
+    # index or coordinate is the error reported.
+    sizes = _align_sizes(rois, rule, a, geo, n_ok)
+    if sizes != OK:
+        status = sizes
     if status == OK:
         _group_by_image(ws, R, rule.N)
         a.tables = <char *>malloc(max(a.at[R], 1) * a.sample_bytes)
