@@ -368,11 +368,13 @@ def roi_align_backward(grad_out, rois, data_shape, spatial_scale, sampling_ratio
                                 (("grad_out", grad_out), ("rois", rois)))
     kernel_dtype = a.kernel_dtype(storage)
     direct = out is not None and out.dtype == kernel_dtype and not out_cl and out.flags.aligned
-    k_out, k_n, k_rois, k_grad_data = _call.backward_buffers(out, shape, kernel_dtype, rois_c,
+    k_out, _, k_rois, k_grad_data = _call.backward_buffers(out, shape, kernel_dtype, rois_c,
                                                              direct)
     k_grad = a.aligned(a.to_compute(grad_out, kernel_dtype, rmode, storage))
-    status = _roi_pool.align_backward(k_grad, k_rois, scale, aligned, sr, rmode, k_n, shape[2],
-                                      shape[3], k_grad_data, n_threads)
+    rule = _roi_pool.AlignRule(scale, scale, compat == "torchvision", rmode, grad_out.shape[2],
+                               grad_out.shape[3])
+    rule.aligned, rule.sampling = aligned, sr
+    status = _roi_pool.align_backward(k_grad, k_rois, k_grad_data, rule, n_threads)
     if status != Status.OK:
         raise_bad_status(status, rois_c, shape[0], storage)
     return _call.backward_result(out, k_out, storage)

@@ -352,74 +352,76 @@ cdef void _round_bf16(float *x, Py_ssize_t n) noexcept nogil:
         x[i] = roipool_round_bf16(x[i])
 
 
-cdef void _align_back_block(floating *acc, floating *g, char *go_t, const char *grad_out,
-                            const AlignRois *a, const Py_ssize_t *order, Py_ssize_t first,
-                            Py_ssize_t end, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
-                            Py_ssize_t roi_bins, Py_ssize_t HW, Py_ssize_t size,
-                            int rmode) noexcept nogil:
-    """Planes c0 .. c0 + nc of one image, pixel-major in acc (compute type):
-    zeroed, then the ROIs order[first:end] added in that order, each from
-    its grad_out chunk transposed to g ([bins, nc]; go_t: storage scratch)."""
-    cdef Py_ssize_t i, r
+ctypedef struct AlignBack:
+    # one backward call: grad_out [R, C, PH, PW] and grad [N, C, H, W],
+    # C-contiguous, storage type (size bytes), and the ROIs' sample tables
+    const char *grad_out
+    char *grad
+    AlignRois a
+    Workspace ws
+    Py_ssize_t C, HW, roi_bins, size
+    int rmode
+
+
+cdef void _align_back_block(const AlignBack *p, floating *acc, floating *g, char *go_t,
+                            Py_ssize_t n, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """Planes c0 .. c0 + nc of image n, pixel-major in acc (compute type):
+    zeroed, then the image's ROIs added in ascending order, each from its
+    grad_out chunk transposed to g ([bins, nc]; go_t: storage scratch)."""
+    cdef const AlignRois *a = &p.a
+    cdef Py_ssize_t i, r, roi_bins = p.roi_bins
     cdef const char *chunk
+    cdef const char *table
     cdef double count, rc
-    memset(acc, 0, HW * nc * sizeof(floating))
-    for i in range(first, end):
-        r = order[i]
+    memset(acc, 0, p.HW * nc * sizeof(floating))
+    for i in range(p.ws.offsets[n], p.ws.offsets[n + 1]):
+        r = p.ws.order[i]
         if a.per_bin[r] == 0:
             continue
-        chunk = grad_out + (r * C + c0) * roi_bins * size
+        chunk = p.grad_out + (r * p.C + c0) * roi_bins * p.size
+        table = a.tables + a.at[r] * a.sample_bytes
         count = a.count[r]
         rc = 1.0 / count if _pow2(count) else 0.0
         if floating is double:
             roipool_transpose64(chunk, roi_bins, nc, nc, g)
-            roipool_kernels.align_bwd_f64(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
-                               a.per_bin[r], roi_bins, count, rc)
-        elif rmode == RMODE_NONE:
+            roipool_kernels.align_bwd_f64(acc, nc, 0, g, table, a.per_bin[r], roi_bins, count, rc)
+        elif p.rmode == RMODE_NONE:
             roipool_kernels.transpose32(chunk, roi_bins, nc, nc, g)
-            roipool_kernels.align_bwd_f32(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
-                               a.per_bin[r], roi_bins, <float>count, <float>rc)
+            roipool_kernels.align_bwd_f32(acc, nc, 0, g, table, a.per_bin[r], roi_bins,
+                                          <float>count, <float>rc)
         else:
             roipool_kernels.transpose16(chunk, roi_bins, nc, nc, go_t)
-            if rmode == RMODE_HALF:
+            if p.rmode == RMODE_HALF:
                 roipool_kernels.widen_f16(<const uint16_t *>go_t, roi_bins * nc, g)
-                roipool_kernels.align_bwd_f16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
-                                   a.per_bin[r], roi_bins, <float>count, <float>rc)
+                roipool_kernels.align_bwd_f16(acc, nc, 0, g, table, a.per_bin[r], roi_bins,
+                                              <float>count, <float>rc)
             else:
                 roipool_kernels.widen_bf16(<const uint16_t *>go_t, roi_bins * nc, g)
-                roipool_kernels.align_bwd_bf16(acc, nc, 0, g, a.tables + a.at[r] * a.sample_bytes,
-                                    a.per_bin[r], roi_bins, <float>count, <float>rc)
+                roipool_kernels.align_bwd_bf16(acc, nc, 0, g, table, a.per_bin[r], roi_bins,
+                                               <float>count, <float>rc)
 
 
-cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t C,
-                                const floating[:, ::1] rois, const AlignSpec *rule, int rmode,
-                                char *grad, int n_threads) noexcept nogil:
-    """grad_out [R, C, PH, PW] and grad [N, C, H, W]: C-contiguous, storage
-    type; `kind` is the compute type. One thread owns each (image, channel
-    block) of planes and adds the ROIs in ascending order: torchvision's
-    serial order for every plane, for any thread count."""
-    cdef Py_ssize_t R = rois.shape[0], N = rule.N, HW = rule.H * rule.W
-    cdef Py_ssize_t roi_bins = rule.PH * rule.PW
-    cdef Py_ssize_t size = sizeof(floating) if rmode == RMODE_NONE else 2
+cdef Py_ssize_t _align_backward(floating kind, AlignBack *p, const floating[:, ::1] rois,
+                                const AlignSpec *rule, int n_threads) noexcept nogil:
+    """The backward of p; `kind` is the compute type. One thread owns each
+    (image, channel block) of planes and adds the ROIs in ascending order:
+    torchvision's serial order for every plane, for any thread count."""
+    cdef Py_ssize_t N = rule.N, C = p.C, HW = p.HW, roi_bins = p.roi_bins, size = p.size
     cdef Py_ssize_t status, t, n, c0, nc, B, n_blocks, n_workers, per_thread, tid = 0
-    cdef AlignRois a
+    cdef int rmode = p.rmode
     cdef char *scratch = NULL
     cdef floating *acc
     cdef floating *g
     cdef char *go_t
     cdef char *dst
-    cdef Workspace ws
-    cdef const Py_ssize_t *order
-    cdef const Py_ssize_t *offsets
-    a.per_bin = a.at = NULL
-    a.count = NULL
-    a.tables = NULL
-    a.max_mode = False
-    ws.geom = ws.order = ws.offsets = NULL
-    status = _align_prepare(rois, rule, &a, &ws, True, n_threads)
-    order, offsets = ws.order, ws.offsets
+    p.a.per_bin = p.a.at = NULL
+    p.a.count = NULL
+    p.a.tables = NULL
+    p.a.max_mode = False
+    p.ws.geom = p.ws.order = p.ws.offsets = NULL
+    status = _align_prepare(rois, rule, &p.a, &p.ws, True, n_threads)
     if status != OK or N * C * HW == 0:
-        _free_align(&a); _workspace_free(&ws)
+        _free_align(&p.a); _workspace_free(&p.ws)
         return status
     B = _block_size(C, HW, sizeof(floating), True)
     while B > 1 and N * ((C + B - 1) // B) < 2 * n_threads:
@@ -432,7 +434,7 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
         + _align64(B * max(HW, roi_bins) * size)
     scratch = <char *>malloc(n_workers * per_thread + 64)
     if scratch == NULL:
-        _free_align(&a); _workspace_free(&ws)
+        _free_align(&p.a); _workspace_free(&p.ws)
         return NO_MEMORY
     with parallel(num_threads=n_workers):
         tid = omp_get_thread_num()
@@ -443,9 +445,8 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
             n = t // n_blocks
             c0 = (t % n_blocks) * B
             nc = min(B, C - c0)
-            _align_back_block(acc, g, go_t, grad_out, &a, order, offsets[n], offsets[n + 1],
-                              C, c0, nc, roi_bins, HW, size, rmode)
-            dst = grad + (n * C + c0) * HW * size
+            _align_back_block(p, acc, g, go_t, n, c0, nc)
+            dst = p.grad + (n * C + c0) * HW * size
             if floating is double:
                 roipool_transpose64(acc, nc, HW, HW, dst)
             elif rmode == RMODE_NONE:
@@ -457,29 +458,38 @@ cdef Py_ssize_t _align_backward(floating kind, const char *grad_out, Py_ssize_t 
                     _round_bf16(<float *>acc, nc * HW)
                     roipool_kernels.narrow_bf16(<const float *>acc, nc * HW, <uint16_t *>go_t)
                 roipool_kernels.transpose16(go_t, nc, HW, HW, dst)
-    _free_align(&a); _workspace_free(&ws); free(scratch)
+    _free_align(&p.a); _workspace_free(&p.ws); free(scratch)
     return OK
 
 
-def align_backward(cnp.ndarray grad_out not None, rois, double scale, bint aligned, Py_ssize_t sampling, int rmode, Py_ssize_t N, Py_ssize_t H,
-                   Py_ssize_t W, cnp.ndarray grad not None, int n_threads):
-    """RoIAlign backward into grad (all C-contiguous, storage type, native
-    byte order). Returns OK, NO_MEMORY or a bad row code."""
-    cdef AlignSpec rule
+def align_backward(cnp.ndarray grad_out not None, rois, cnp.ndarray grad not None,
+                   AlignRule rule not None, int n_threads):
+    """RoIAlign backward of grad_out [R, C, PH, PW] into grad [N, C, H, W]
+    (all C-contiguous, storage type, native byte order) under rule (an
+    AlignRule: scale, rounding, aligned, sampling; the pooled size is
+    grad_out's). Returns OK, NO_MEMORY or a bad row code."""
+    cdef AlignSpec spec
+    cdef AlignBack back
     cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(grad_out)
-    cdef const char *go = <const char *>cnp.PyArray_DATA(grad_out)
-    cdef char *g = <char *>cnp.PyArray_DATA(grad)
+    cdef const cnp.npy_intp *gshape = cnp.PyArray_DIMS(grad)
     cdef const float[:, ::1] r32
     cdef const double[:, ::1] r64
-    cdef Py_ssize_t status, C = shape[1]
-    _align_spec(&rule, scale, aligned, sampling, rmode)
-    rule.N, rule.H, rule.W, rule.PH, rule.PW = N, H, W, shape[2], shape[3]
+    cdef Py_ssize_t status
+    cdef int rmode = rule.c.rmode
+    _align_spec(&spec, rule.c.scale_t, rule.aligned, rule.sampling, rmode)
+    spec.N, spec.H, spec.W, spec.PH, spec.PW = gshape[0], gshape[2], gshape[3], shape[2], shape[3]
+    back.grad_out = <const char *>cnp.PyArray_DATA(grad_out)
+    back.grad = <char *>cnp.PyArray_DATA(grad)
+    back.C, back.HW, back.roi_bins = shape[1], spec.H * spec.W, spec.PH * spec.PW
+    back.rmode = rmode
     if cnp.PyArray_ITEMSIZE(grad_out) == 8:
+        back.size = 8
         r64 = rois
         with nogil:
-            status = _align_backward(<double>0, go, C, r64, &rule, rmode, g, n_threads)
+            status = _align_backward(<double>0, &back, r64, &spec, n_threads)
     else:
+        back.size = 4 if rmode == RMODE_NONE else 2
         r32 = rois
         with nogil:
-            status = _align_backward(<float>0, go, C, r32, &rule, rmode, g, n_threads)
+            status = _align_backward(<float>0, &back, r32, &spec, n_threads)
     return status

@@ -83,6 +83,5 @@ class AlignRule(Rule):
     sampling: int
 
 def align_forward(call: Call) -> int: ...
-def align_backward(grad_out: np.ndarray, rois: np.ndarray, scale: float, aligned: bool,
-                   sampling: int, rmode: int, N: int, H: int, W: int, grad: np.ndarray,
+def align_backward(grad_out: np.ndarray, rois: np.ndarray, grad: np.ndarray, rule: AlignRule,
                    n_threads: int) -> int: ...
