@@ -7,6 +7,8 @@
 # of them is kept in this repository. A pytest plugin patches at start and
 # fails the run if roipool's RoIAlign kernel never ran (so a patch that did not
 # take cannot pass). CUDA and MPS tests skip on a CPU machine.
+# Offline: if TORCHVISION_TESTS names a directory, the test files found there
+# are copied from it instead of fetched (no network needed).
 #
 #   bash tools/torchvision_upstream.sh            # in an environment with roipool
 #                                                 # importable, torch, torchvision
@@ -17,8 +19,12 @@ TAG=v$("$PY" -c 'import torchvision; print(torchvision.__version__.split("+")[0]
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 BASE=https://raw.githubusercontent.com/pytorch/vision/$TAG/test
-for f in test_ops.py common_utils.py conftest.py _utils_internal.py; do
-    curl -fsSL "$BASE/$f" -o "$WORK/$f"
+for f in test_ops.py common_utils.py conftest.py _utils_internal.py optests_failures_dict.json; do
+    if [ -n "${TORCHVISION_TESTS:-}" ] && [ -d "$TORCHVISION_TESTS" ]; then
+        if [ -f "$TORCHVISION_TESTS/$f" ]; then cp "$TORCHVISION_TESTS/$f" "$WORK/$f"; fi
+    else
+        curl -fsSL "$BASE/$f" -o "$WORK/$f"
+    fi
 done
 cat > "$WORK/roipool_patch_plugin.py" <<'PLUGIN'
 import pytest
