@@ -32,19 +32,24 @@ _FLOAT32 = ("Float", "FLOAT", "float32")
 _FLOAT64 = ("Double", "DOUBLE", "float64")
 
 
+def _check_node_args(node, spatial_scale, pooled_height, pooled_width):
+    """The scale and output size every pooling node needs, or RuntimeError."""
+    if not (math.isfinite(spatial_scale) and spatial_scale > 0):
+        raise RuntimeError(f"roipool.torch: spatial_scale must be a finite number > 0 for "
+                           f"{node}, got {spatial_scale}")
+    if pooled_height < 1 or pooled_width < 1:
+        raise RuntimeError(f"roipool.torch: output_size must be positive for {node}, got "
+                           f"({pooled_height}, {pooled_width})")
+
+
 def _check(dtype_name, spatial_scale, pooled_height, pooled_width):
     """dtype_name: the input's element type as the exporter knows it (None if unknown)."""
-    if dtype_name not in ("Float", "FLOAT", "float32"):
+    if dtype_name not in _FLOAT32:
         raise RuntimeError(
             f"roipool.torch: ONNX export needs a float32 input: ONNX's MaxRoiPool computes in "
             f"float32 only, so a {dtype_name or 'unknown-dtype'} roi_pool would export with "
             f"other numbers (cast the feature map to float32 before pooling)")
-    if not (math.isfinite(spatial_scale) and spatial_scale > 0):
-        raise RuntimeError(f"roipool.torch: spatial_scale must be a finite number > 0 for "
-                           f"MaxRoiPool, got {spatial_scale}")
-    if pooled_height < 1 or pooled_width < 1:
-        raise RuntimeError(f"roipool.torch: output_size must be positive for MaxRoiPool, got "
-                           f"({pooled_height}, {pooled_width})")
+    _check_node_args("MaxRoiPool", spatial_scale, pooled_height, pooled_width)
 
 
 def _check_align(dtype_name, spatial_scale, pooled_height, pooled_width, sampling_ratio,
@@ -56,12 +61,7 @@ def _check_align(dtype_name, spatial_scale, pooled_height, pooled_width, samplin
             f"roipool.torch: ONNX export of roi_align needs a float32 or float64 input: ONNX "
             f"Runtime has no {dtype_name or 'unknown-dtype'} RoiAlign, and ONNX does not say "
             f"how one would round (cast the feature map to float32 before pooling)")
-    if not (math.isfinite(spatial_scale) and spatial_scale > 0):
-        raise RuntimeError(f"roipool.torch: spatial_scale must be a finite number > 0 for "
-                           f"RoiAlign, got {spatial_scale}")
-    if pooled_height < 1 or pooled_width < 1:
-        raise RuntimeError(f"roipool.torch: output_size must be positive for RoiAlign, got "
-                           f"({pooled_height}, {pooled_width})")
+    _check_node_args("RoiAlign", spatial_scale, pooled_height, pooled_width)
     if sampling_ratio < -1:
         raise RuntimeError(f"roipool.torch: sampling_ratio must be >= -1, got {sampling_ratio}")
     if (dtype_name in _FLOAT64 and compat == "torchvision"
