@@ -101,6 +101,50 @@ def test_backward_every_path_equals_reference(isa, dtype, restore_isa):
                                 (np.dtype(dtype).name, i, variant), num_threads=2)
 
 
+@pytest.fixture
+def restore_tuning():
+    before = roipool._roi_pool._set_tuning()
+    yield
+    roipool._roi_pool._set_tuning(*before)
+
+
+def _map_boxes(rng, N, H, W, R):
+    """R boxes of 1-6 rows and columns inside a map of H x W, in map units."""
+    side = rng.uniform(1, 6, (R, 2))
+    lo = rng.uniform(0, 1, (R, 2)) * (np.array([W, H]) - side)
+    return np.column_stack([rng.integers(0, N, R), lo, lo + side])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_ring_of_rows_equals_reference(dtype, restore_tuning):
+    """A map block past the cache budget is read through a ring of rows: the
+    tasks copy the rows their ROIs read as the ROIs come (by last row), and the
+    tables address map row h as h % ring. Small boxes take the ring (with
+    boxes outside the map, which read pixel (0, 0): a NaN planted there, and
+    boxes reaching the last row and column); a box of every row does not (the
+    whole block); both equal the plain loops for every variant and thread
+    count. ring_plans() shows which ran."""
+    rng = np.random.default_rng(21)
+    N, C, H, W = 2, 37, 40, 45
+    data = rng.standard_normal((N, C, H, W)).astype(dtype)
+    data[1, 3, 0, 0] = np.nan
+    small = _map_boxes(rng, N, H, W, 40)
+    edge = [[0, 0, 0, 2, 2], [1, W - 2, H - 2, W, H], [1, -30, -30, -20, -20]]
+    tall = [[0, 10, 0, 15, H]]
+    itemsize = np.dtype(dtype).itemsize
+    # blocks of 16 channels are 16 * H * W elements; rings of at most 20 rows fit
+    roipool._roi_pool._set_tuning(cache_budget=16 * 20 * W * itemsize)
+    for boxes, ring in [(np.vstack([small, edge]), True), (np.vstack([small, tall]), False)]:
+        for variant in VARIANTS:
+            rois = boxes / np.array([1] + [variant[0]] * 4)  # image coordinates
+            rois = rois.astype(dtype if dtype != bfloat16 else np.float32)
+            for threads in (1, 2):
+                before = roipool._roi_pool.ring_plans()
+                _check_forward(data, rois, (3, 2), variant, (np.dtype(dtype).name, "ring", ring,
+                                                             variant), num_threads=threads)
+                assert roipool._roi_pool.ring_plans() - before == int(ring), (variant, threads)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_threads_give_identical_bits(dtype):
     """Overlapping boxes on one image: the backward's adds to a shared element

@@ -43,6 +43,15 @@ cdef Py_ssize_t _max_block = 64
 # Outputs larger than this are written with non-temporal stores.
 cdef Py_ssize_t _stream_bytes = 8 * 1024 * 1024
 
+# How many forward plans used a ring of rows (_align_ring): tests check that
+# a path they mean to cover ran.
+cdef extern from *:
+    """
+    static void roipool_count(long *counter) { __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+    """
+    void roipool_count(long *counter) noexcept nogil
+cdef long _ring_plans = 0
+
 
 cdef inline floating _as_storage(floating x, int rmode) noexcept nogil:
     """x rounded to the storage type T (docs/semantics.md, "Reduced
@@ -309,8 +318,8 @@ cdef Py_ssize_t _block_size(Py_ssize_t C, Py_ssize_t HW, Py_ssize_t itemsize,
 
 # ---- forward: one plan per call, one task per (image, channel block, ROIs) --
 
-ctypedef void (*transpose_fn)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
-                              void *dst) noexcept nogil
+ctypedef void (*transpose_fn)(const void *src, Py_ssize_t ss, Py_ssize_t nc, Py_ssize_t nbins,
+                              Py_ssize_t ld, void *dst) noexcept nogil
 
 # Elements of a gathered block, copied as bits of their width.
 ctypedef fused word:
@@ -334,6 +343,9 @@ ctypedef struct ForwardPlan:
     Py_ssize_t stride_n, stride_c, stride_h, stride_w
     Py_ssize_t N, C, H, W, PH, PW
     bint gather                # copy each channel block pixel-major first
+    # ... or with ring_rows > 0 only the tiles of it the ROIs read, row by
+    # row as they come, into a ring of that many rows (_gather_row)
+    Py_ssize_t ring_rows
     Py_ssize_t block_channels  # channels per task
     Py_ssize_t group_bins      # bins per SIMD call, results staged in scratch
     bint stream                # out is written with non-temporal stores
@@ -345,7 +357,8 @@ ctypedef struct ForwardPlan:
     char *argmax
     bint argmax_cl
     # per-thread scratch: bytes of each part, laid out by _scratch_at
-    Py_ssize_t res_bytes, ires_bytes, idx_bytes, stage_bytes, block_bytes, thread_bytes
+    Py_ssize_t res_bytes, ires_bytes, idx_bytes, stage_bytes, block_bytes, mark_bytes
+    Py_ssize_t thread_bytes
 
 
 ctypedef struct Scratch:
@@ -355,6 +368,7 @@ ctypedef struct Scratch:
     void *idx       # value-width argmax lanes (the x86 double paths)
     void *stage     # a ROI's block of out, staged for streaming
     void *block     # the gathered channel block
+    char *marks     # with a ring: which tiles of the map the task reads (_mark_tiles)
 
 
 # What an operator runs for one task, with its thread's scratch.
@@ -392,6 +406,7 @@ cdef inline void _plan_layout(ForwardPlan *p, Py_ssize_t R) noexcept nogil:
     in place, channels per task, streamed stores."""
     # Channels-last data is read in place when one block covers all channels.
     p.gather = not (p.C == 1 or (p.stride_c == 1 and p.C <= _max_block))
+    p.ring_rows = 0
     p.block_channels = _block_size(p.C, p.H * p.W, p.itemsize, p.gather)  # >= 1: C >= 1
     # Output beyond the caches is streamed to memory (see roipool_stream32_avx2).
     p.stream = R * p.C * p.PH * p.PW * p.itemsize > _stream_bytes
@@ -407,9 +422,11 @@ cdef inline void _plan_scratch(ForwardPlan *p, Py_ssize_t itemsize) noexcept nog
     p.ires_bytes = _align64(p.group_bins * B * 4)
     p.idx_bytes = _align64(B * 8)
     p.stage_bytes = _align64(p.group_bins * B * 4)
-    p.block_bytes = _align64(p.H * p.W * B * itemsize if p.gather else 0)
+    p.block_bytes = _align64((p.ring_rows if p.ring_rows else p.H) * p.W * B * itemsize
+                             if p.gather else 0)
+    p.mark_bytes = _align64(p.H * _n_tiles(p.W) if p.ring_rows else 0)
     p.thread_bytes = (p.res_bytes + p.ires_bytes + p.idx_bytes + p.stage_bytes
-                      + p.block_bytes + 64)
+                      + p.block_bytes + p.mark_bytes + 64)
 
 
 cdef inline Scratch _scratch_at(const ForwardPlan *p, char *allocation,
@@ -426,6 +443,8 @@ cdef inline Scratch _scratch_at(const ForwardPlan *p, char *allocation,
     s.stage = at
     at += p.stage_bytes
     s.block = at
+    at += p.block_bytes
+    s.marks = at
     return s
 
 
@@ -455,70 +474,133 @@ cdef inline void _store(const ForwardPlan *p, const Scratch *scratch, bint argma
     cdef Py_ssize_t n_bytes = nc * roi_bins * itemsize
     dst += ((r * C + c0) * roi_bins + k0) * itemsize
     if itemsize == 8:
-        roipool_transpose64(src, nc, n_bins, roi_bins, dst)
+        roipool_transpose64(src, nc, nc, n_bins, roi_bins, dst)
         return
     if itemsize == 2:
         transpose = roipool_kernels.transpose16
     if p.stream and n_bins == roi_bins:
         # the ROI's block of out is contiguous: stage it, stream it (in
         # 4-byte words; an odd count of 16-bit elements leaves one)
-        transpose(src, nc, n_bins, roi_bins, stage)
+        transpose(src, nc, nc, n_bins, roi_bins, stage)
         roipool_kernels.stream32(stage, n_bytes // 4, dst)
         if n_bytes % 4:
             memcpy(dst + n_bytes - 2, <const char *>stage + n_bytes - 2, 2)
     else:
-        transpose(src, nc, n_bins, roi_bins, dst)
+        transpose(src, nc, nc, n_bins, roi_bins, dst)
 
 
-cdef inline void _gather_strided(const word *src, word *block, Py_ssize_t nc, Py_ssize_t H,
-                                 Py_ssize_t W, Py_ssize_t stride_c, Py_ssize_t stride_h,
+cdef inline void _gather_strided(const word *src, word *block, Py_ssize_t nc, Py_ssize_t w0,
+                                 Py_ssize_t n, Py_ssize_t stride_c,
                                  Py_ssize_t stride_w) noexcept nogil:
-    """Channels [0, nc) of src (element strides) to block pixel-major."""
-    cdef Py_ssize_t h, j, w
-    for h in range(H):
-        for j in range(nc):
-            for w in range(W):
-                block[(h * W + w) * nc + j] = src[j * stride_c + h * stride_h + w * stride_w]
+    """Pixels w0 .. w0 + n of one row of channels [0, nc) of src (element
+    strides) to block pixel-major."""
+    cdef Py_ssize_t j, w
+    for j in range(nc):
+        for w in range(w0, w0 + n):
+            block[w * nc + j] = src[j * stride_c + w * stride_w]
+
+
+cdef void _gather_span(const ForwardPlan *p, const char *src, char *block, Py_ssize_t nc,
+                       Py_ssize_t h, Py_ssize_t w0, Py_ssize_t n) noexcept nogil:
+    """Pixels w0 .. w0 + n of row h of the channel block at src (the map of
+    its image from its first channel) into the pixel-major block (at its
+    row 0). With rows W pixels apart a span may run on past its row (the
+    whole map: h = 0, n = H * W)."""
+    cdef Py_ssize_t itemsize = p.itemsize, stride_c = p.stride_c, stride_w = p.stride_w, w
+    cdef Py_ssize_t at = w0
+    src += h * p.stride_h * itemsize
+    block += at * nc * itemsize
+    if stride_c == 1:
+        for w in range(w0, w0 + n):
+            memcpy(block + (w - w0) * nc * itemsize, src + w * stride_w * itemsize,
+                   nc * itemsize)
+    elif stride_w == 1:
+        # nc planes of row segments: their transpose, by SIMD tiles
+        src += w0 * itemsize
+        if itemsize == 2:
+            roipool_kernels.transpose16(src, stride_c, n, nc, nc, block)
+        elif itemsize == 4:
+            roipool_kernels.transpose32(src, stride_c, n, nc, nc, block)
+        else:
+            roipool_transpose64(src, stride_c, n, nc, nc, block)
+    elif itemsize == 2:
+        _gather_strided(<const uint16_t *>src, <uint16_t *>block - w0 * nc, nc, w0, n,
+                        stride_c, stride_w)
+    elif itemsize == 4:
+        _gather_strided(<const uint32_t *>src, <uint32_t *>block - w0 * nc, nc, w0, n,
+                        stride_c, stride_w)
+    else:
+        _gather_strided(<const uint64_t *>src, <uint64_t *>block - w0 * nc, nc, w0, n,
+                        stride_c, stride_w)
+
+
+cdef enum:
+    # RoIAlign gathers the map by tiles of one row and this many pixels (a
+    # cache line of float32 per channel): only those its ROIs read.
+    _TILE_W = 16
+
+
+cdef inline Py_ssize_t _n_tiles(Py_ssize_t W) noexcept nogil:
+    return (W + _TILE_W - 1) // _TILE_W
+
+
+cdef inline const char *_task_src(const ForwardPlan *p, const Task *task) noexcept nogil:
+    """The map of the task's image from the first channel of its block."""
+    return p.data + (task.image * p.stride_n + task.c0 * p.stride_c) * p.itemsize
 
 
 cdef inline void _task_block(const ForwardPlan *p, const Task *task, const Scratch *s,
                              roipool_block_t *view) noexcept nogil:
     """The task's channel block of the map as the kernels read it (*view):
-    when p.gather, copied pixel-major into the thread's scratch once, so
-    every bin visit reads one short contiguous channel vector from a block
-    that stays in L2; otherwise the map in place."""
-    cdef Py_ssize_t H = p.H, W = p.W, itemsize = p.itemsize, h, w
-    cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0)
-    cdef Py_ssize_t stride_c = p.stride_c, stride_h = p.stride_h, stride_w = p.stride_w
-    cdef const char *src = p.data + (task.image * p.stride_n + c0 * stride_c) * itemsize
-    cdef char *block = <char *>s.block
+    when p.gather, a pixel-major copy in the thread's scratch, so every bin
+    visit reads one short contiguous channel vector from a block that stays
+    in L2 (copied here; with a ring the operator marks the tiles its ROIs
+    read and copies them row by row as its ROIs need them: _mark_tiles,
+    _gather_row); otherwise the map in place."""
+    cdef Py_ssize_t H = p.H, W = p.W, h
+    cdef Py_ssize_t nc = min(p.block_channels, p.C - task.c0)
+    cdef const char *src = _task_src(p, task)
     if p.gather:
-        if stride_c == 1:
-            for h in range(H):
-                for w in range(W):
-                    memcpy(block + (h * W + w) * nc * itemsize,
-                           src + (h * stride_h + w * stride_w) * itemsize, nc * itemsize)
-        elif stride_w == 1 and stride_h == W and stride_c == H * W:
-            # contiguous planes ([nc, H * W]): their transpose, by SIMD tiles
-            if itemsize == 2:
-                roipool_kernels.transpose16(src, H * W, nc, nc, block)
-            elif itemsize == 4:
-                roipool_kernels.transpose32(src, H * W, nc, nc, block)
-            else:
-                roipool_transpose64(src, H * W, nc, nc, block)
-        elif itemsize == 2:
-            _gather_strided(<const uint16_t *>src, <uint16_t *>block, nc, H, W, stride_c,
-                            stride_h, stride_w)
-        elif itemsize == 4:
-            _gather_strided(<const uint32_t *>src, <uint32_t *>block, nc, H, W, stride_c,
-                            stride_h, stride_w)
+        if p.ring_rows:
+            memset(s.marks, 0, H * _n_tiles(W))
+        elif p.stride_h == W * p.stride_w:
+            _gather_span(p, src, <char *>s.block, nc, 0, 0, H * W)
         else:
-            _gather_strided(<const uint64_t *>src, <uint64_t *>block, nc, H, W, stride_c,
-                            stride_h, stride_w)
-        view.base, view.row_stride, view.col_stride = block, W * nc, nc
+            for h in range(H):
+                _gather_span(p, src, <char *>s.block + h * W * nc * p.itemsize, nc, h, 0, W)
+        view.base, view.row_stride, view.col_stride = s.block, W * nc, nc
     else:
-        view.base, view.row_stride, view.col_stride = src, stride_h, stride_w
+        view.base, view.row_stride, view.col_stride = src, p.stride_h, p.stride_w
     view.W, view.channels = W, nc
+
+
+cdef void _mark_tiles(const ForwardPlan *p, const Scratch *s, Py_ssize_t h0, Py_ssize_t h1,
+                      Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    """With a ring: the task reads rows h0 .. h1, columns w0 .. w1 (inclusive)."""
+    cdef Py_ssize_t nt = _n_tiles(p.W), h
+    for h in range(h0, h1 + 1):
+        memset(s.marks + h * nt + w0 // _TILE_W, 1, w1 // _TILE_W - w0 // _TILE_W + 1)
+
+
+cdef void _gather_row(const ForwardPlan *p, const Task *task, const Scratch *s,
+                      Py_ssize_t h) noexcept nogil:
+    """With a ring: the marked tiles of row h into its slot, each run of
+    them at once. The ring stays in L2: the block is written there and read
+    back from there, and never streams out to memory."""
+    cdef Py_ssize_t nt = _n_tiles(p.W), t = 0, e, w0, n, n_rows = p.ring_rows
+    cdef Py_ssize_t nc = min(p.block_channels, p.C - task.c0), row_bytes = p.W * nc * p.itemsize
+    cdef const char *marks = s.marks + h * nt
+    cdef char *row = <char *>s.block + (h % n_rows) * row_bytes
+    while t < nt:
+        if not marks[t]:
+            t += 1
+            continue
+        e = t + 1
+        while e < nt and marks[e]:
+            e += 1
+        w0, n = t * _TILE_W, min(e * _TILE_W, p.W) - t * _TILE_W
+        _gather_span(p, _task_src(p, task), row, nc, h, w0, n)
+        t = e
 
 
 cdef Py_ssize_t _run_plan(ForwardPlan *p, int n_threads, task_fn run_task) noexcept nogil:

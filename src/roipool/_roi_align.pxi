@@ -23,6 +23,14 @@ ctypedef struct AlignRois:
     char *tables
     Py_ssize_t sample_bytes
     bint max_mode
+    # per ROI, the pixels its samples read: rows box[5r] .. box[5r + 1],
+    # columns box[5r + 2] .. box[5r + 3] (none when the first exceeds the
+    # second), box[5r + 4] whether an out-of-map sample reads pixel 0 (then
+    # the rows start at 0)
+    int32_t *box
+    # per ROI: start_h, start_w, bin_h, bin_w, then per ROI the grid (gh, gw),
+    # in the compute type (_align_sizes), until the tables are filled
+    void *geo
 
 
 cdef inline void _align_spec(AlignSpec *rule, double scale, bint aligned, Py_ssize_t sampling,
@@ -32,10 +40,12 @@ cdef inline void _align_spec(AlignSpec *rule, double scale, bint aligned, Py_ssi
 
 
 cdef inline void _free_align(AlignRois *a) noexcept nogil:
-    free(a.per_bin); free(a.at); free(a.count); free(a.tables)
+    free(a.per_bin); free(a.at); free(a.count); free(a.tables); free(a.box); free(a.geo)
     a.per_bin = a.at = NULL
     a.count = NULL
     a.tables = NULL
+    a.box = NULL
+    a.geo = NULL
 
 
 cdef inline bint _align_axis(floating v, Py_ssize_t size, int rmode, int32_t *lo, int32_t *hi,
@@ -113,40 +123,97 @@ cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignSpec *rule,
     return OK
 
 
-cdef void _align_fill(floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
-                      AlignRois *a, bint backward) noexcept nogil:
-    """ROI r's samples, in torchvision's order: bins row-major, then iy, ix."""
+ctypedef struct AxisSample:
+    # one sample coordinate on one axis (_align_axis): its two pixel rows or
+    # columns and their weights; valid False outside [-1, size]
+    int32_t lo, hi
+    double l, h
+    bint valid
+
+
+cdef void _align_axis_table(floating start, floating bin_size, Py_ssize_t n_bins,
+                            Py_ssize_t grid, Py_ssize_t size, int rmode,
+                            AxisSample *out) noexcept nogil:
+    """The coordinates of every (bin, sample) on one axis, in torchvision's
+    operations: start + bin * bin_size + (i + 0.5) * bin_size / grid."""
+    cdef Py_ssize_t b, i
+    cdef floating fg = _as_storage(<floating>grid, rmode), v, l = 0, h = 0
+    for b in range(n_bins):
+        for i in range(grid):
+            v = _as_storage(
+                _as_storage(start + _as_storage(_as_storage(<floating>b, rmode) * bin_size, rmode),
+                            rmode)
+                + _as_storage(_as_storage(_as_storage(<floating>(i + 0.5), rmode) * bin_size,
+                                          rmode) / fg, rmode), rmode)
+            out.valid = _align_axis(v, size, rmode, &out.lo, &out.hi, &l, &h)
+            out.l, out.h = l, h
+            out += 1
+
+
+cdef void _align_fill(const floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
+                      AlignRois *a, bint backward, Py_ssize_t ring, bint box_only) noexcept nogil:
+    """ROI r's box (the pixels it reads), then unless box_only its samples,
+    in torchvision's order: bins row-major, then iy, ix. Each axis's
+    coordinates are computed once (_align_axis_table), the weights per
+    sample as torchvision forms them (hy * hx, ...). Row h of the map is
+    row h % ring of the block the kernel reads (a ring of rows), h with
+    ring 0."""
     cdef int rmode = rule.rmode
     cdef floating sh = geo[4 * r], sw = geo[4 * r + 1], bh = geo[4 * r + 2], bw = geo[4 * r + 3]
     cdef Py_ssize_t gh = <Py_ssize_t>geo[4 * R + 2 * r], gw = <Py_ssize_t>geo[4 * R + 2 * r + 1]
-    cdef Py_ssize_t H = rule.H, W = rule.W, ph, pw, iy, ix, j
-    cdef floating fgh = _as_storage(<floating>gh, rmode), fgw = _as_storage(<floating>gw, rmode)
-    cdef floating y, x, ly, hy, lx, hx
-    cdef int32_t ylo = 0, yhi = 0, xlo = 0, xhi = 0
-    cdef bint vy
-    cdef char *t = a.tables + a.at[r] * a.sample_bytes
+    cdef Py_ssize_t W = rule.W, PH = rule.PH, PW = rule.PW, ph, pw, iy, ix, i, j, y_lo, y_hi
+    cdef floating ly, hy, lx, hx
+    cdef const AxisSample *ys
+    cdef const AxisSample *xs
+    cdef char *t
     cdef roipool_f32_sample_t *s32
     cdef roipool_f64_sample_t *s64
     cdef floating w[4]
     cdef int32_t pos[4]
-    for ph in range(rule.PH):
-        for pw in range(rule.PW):
+    cdef int32_t *box = a.box + 5 * r
+    cdef AxisSample *axes
+    if box_only:
+        box[0], box[1], box[2], box[3], box[4] = <int32_t>rule.H, -1, <int32_t>W, -1, 0
+    if gh * gw == 0:
+        return
+    axes = <AxisSample *>malloc((PH * gh + PW * gw) * sizeof(AxisSample))
+    if axes == NULL:  # checked by the caller (a.box[5r + 4] = -1)
+        box[4] = -1
+        return
+    _align_axis_table(sh, bh, PH, gh, rule.H, rmode, axes)
+    _align_axis_table(sw, bw, PW, gw, W, rmode, axes + PH * gh)
+    if box_only:
+        # every valid row with every valid column, and pixel 0 for a sample
+        # outside the map (one axis invalid)
+        for i in range(PH * gh + PW * gw):
+            xs = axes + i
+            if not xs.valid:
+                box[4] = 1
+            elif i < PH * gh:
+                box[0], box[1] = min(box[0], xs.lo), max(box[1], xs.hi)
+            else:
+                box[2], box[3] = min(box[2], xs.lo), max(box[3], xs.hi)
+        if box[0] > box[1] or box[2] > box[3]:  # no sample inside
+            box[0], box[1], box[2], box[3] = <int32_t>rule.H, -1, <int32_t>W, -1
+            box[4] = 1
+        if box[4]:
+            box[0], box[1] = 0, max(box[1], 0)
+        free(axes)
+        return
+    t = a.tables + a.at[r] * a.sample_bytes
+    for ph in range(PH):
+        for pw in range(PW):
             for iy in range(gh):
-                y = _as_storage(
-                    _as_storage(sh + _as_storage(_as_storage(<floating>ph, rmode) * bh, rmode),
-                                rmode)
-                    + _as_storage(_as_storage(_as_storage(<floating>(iy + 0.5), rmode) * bh,
-                                              rmode) / fgh, rmode), rmode)
-                vy = _align_axis(y, H, rmode, &ylo, &yhi, &ly, &hy)
+                ys = axes + ph * gh + iy
+                ly, hy = <floating>ys.l, <floating>ys.h
+                y_lo = (ys.lo % ring if ring else ys.lo) * W
+                y_hi = (ys.hi % ring if ring else ys.hi) * W
                 for ix in range(gw):
-                    x = _as_storage(
-                        _as_storage(sw + _as_storage(_as_storage(<floating>pw, rmode) * bw,
-                                                     rmode), rmode)
-                        + _as_storage(_as_storage(_as_storage(<floating>(ix + 0.5), rmode) * bw,
-                                                  rmode) / fgw, rmode), rmode)
-                    if vy and _align_axis(x, W, rmode, &xlo, &xhi, &lx, &hx):
-                        pos[0], pos[1] = ylo * W + xlo, ylo * W + xhi
-                        pos[2], pos[3] = yhi * W + xlo, yhi * W + xhi
+                    xs = axes + PH * gh + pw * gw + ix
+                    if ys.valid and xs.valid:
+                        lx, hx = <floating>xs.l, <floating>xs.h
+                        pos[0], pos[1] = <int32_t>(y_lo + xs.lo), <int32_t>(y_lo + xs.hi)
+                        pos[2], pos[3] = <int32_t>(y_hi + xs.lo), <int32_t>(y_hi + xs.hi)
                         w[0] = _as_storage(hy * hx, rmode)
                         w[1] = _as_storage(hy * lx, rmode)
                         w[2] = _as_storage(ly * hx, rmode)
@@ -164,24 +231,27 @@ cdef void _align_fill(floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec
                         for j in range(4):
                             s32.pos[j], s32.w[j] = pos[j], w[j]
                     t += a.sample_bytes
+    free(axes)
 
 
 cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rule, AlignRois *a,
                                Workspace *ws, bint backward, int n_threads) noexcept nogil:
     """Scan the rows (the shared batch check, finite coordinates, then the
     sizes), group ROIs by image in ws (allocated here, one value per row),
-    build every ROI's sample table (in parallel)."""
+    find every ROI's box (in parallel); _align_tables then fills the sample
+    tables."""
     cdef Py_ssize_t R = rois.shape[0], r, j, status = OK, sizes, n_ok = R
     cdef floating *geo = <floating *>malloc(max(R, 1) * 6 * sizeof(floating))
+    a.geo = geo
     a.per_bin = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
     a.at = <Py_ssize_t *>malloc((R + 1) * sizeof(Py_ssize_t))
     a.count = <double *>malloc(max(R, 1) * sizeof(double))
+    a.box = <int32_t *>malloc(max(R, 1) * 5 * sizeof(int32_t))
     a.tables = NULL
     a.sample_bytes = sizeof(roipool_f64_sample_t) if floating is double \
         else sizeof(roipool_f32_sample_t)
     if (not _workspace_alloc(ws, R, 1, rule.N, True) or geo == NULL or a.per_bin == NULL
-            or a.at == NULL or a.count == NULL):
-        free(geo)
+            or a.at == NULL or a.count == NULL or a.box == NULL):
         return NO_MEMORY
     for r in range(R):
         status = _check_batch(<double>rois[r, 0], rule.N, r, ws.geom + r)
@@ -205,9 +275,28 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rul
             status = NO_MEMORY
     if status == OK:
         for r in prange(R, schedule='dynamic', num_threads=max(1, min(n_threads, R))):
-            _align_fill(geo, R, r, rule, a, backward)
-    free(geo)
+            _align_fill(geo, R, r, rule, a, backward, 0, True)
+        status = _align_filled(a, R)
     return status
+
+
+cdef Py_ssize_t _align_filled(const AlignRois *a, Py_ssize_t R) noexcept nogil:
+    """OK, or NO_MEMORY when _align_fill could not get its axis tables."""
+    cdef Py_ssize_t r
+    for r in range(R):
+        if a.box[5 * r + 4] < 0:
+            return NO_MEMORY
+    return OK
+
+
+cdef Py_ssize_t _align_tables(floating kind, AlignRois *a, Py_ssize_t R, const AlignSpec *rule,
+                              bint backward, Py_ssize_t ring, int n_threads) noexcept nogil:
+    """Every ROI's sample table (in parallel; map rows modulo ring when
+    ring > 0); OK or NO_MEMORY. `kind` is the compute type."""
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='dynamic', num_threads=max(1, min(n_threads, R))):
+        _align_fill(<const floating *>a.geo, R, r, rule, a, backward, ring, False)
+    return _align_filled(a, R)
 
 
 cdef inline bint _pow2(double x) noexcept nogil:
@@ -226,25 +315,84 @@ cdef enum:
 
 # ---- forward: a task function of the shared plan (_run_plan) ---------------
 
+cdef int _cmp_key(const void *a, const void *b) noexcept nogil:
+    cdef int64_t x = (<const int64_t *>a)[0], y = (<const int64_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef void _sweep_order(Workspace *ws, const int32_t *box, Py_ssize_t N) noexcept nogil:
+    """Each image's ROIs in ws.order by the last row they read, then by
+    index (the forward's results do not depend on the order)."""
+    cdef Py_ssize_t n, i, first, count
+    cdef int64_t *keys
+    for n in range(N):
+        first, count = ws.offsets[n], ws.offsets[n + 1] - ws.offsets[n]
+        if count < 2:
+            continue
+        keys = <int64_t *>malloc(count * sizeof(int64_t))
+        if keys == NULL:
+            return  # the order stays ascending: only slower
+        for i in range(count):
+            keys[i] = (<int64_t>box[5 * ws.order[first + i] + 1] << 32) | ws.order[first + i]
+        qsort(keys, count, sizeof(int64_t), _cmp_key)
+        for i in range(count):
+            ws.order[first + i] = <Py_ssize_t>(keys[i] & ((<int64_t>1 << 32) - 1))
+        free(keys)
+
+
 ctypedef struct AlignPlan:
     ForwardPlan base  # first: the shared machinery gets &plan.base
     AlignRois a
 
 
+cdef void _align_ring(ForwardPlan *p, Py_ssize_t R, const int32_t *box) noexcept nogil:
+    """A block past the cache budget: a ring of rows instead, if the rows
+    of every ROI fit one that stays within the budget (the tables then
+    address map row h as row h % ring_rows). Each task then copies only the
+    tiles its ROIs read, row by row as its ROIs (by their last row) need
+    them, into L2 and never back out: the map is read once and the copy
+    costs no memory traffic."""
+    cdef Py_ssize_t r, span = 1
+    for r in range(R):
+        span = max(span, box[5 * r + 1] - box[5 * r] + 1)
+    if span * p.W * p.block_channels * p.itemsize <= _cache_budget:
+        p.ring_rows = span
+        _sweep_order(&p.ws, box, p.N)
+        roipool_count(&_ring_plans)
+
+
 cdef void _align_task(const ForwardPlan *p, const Task *task, const Scratch *s,
                       floating kind) noexcept nogil:
-    """One task: the channel block (_task_block), then per ROI the kernel of
-    the storage type over its table, bins in groups, stored by _store."""
+    """One task: the channel block (_task_block; with a ring, the rows each
+    ROI reads gathered just before it), then per ROI the kernel of the
+    storage type over its table, bins in groups, stored by _store."""
     cdef const AlignRois *a = &(<const AlignPlan *>p).a
     cdef Py_ssize_t roi_bins = p.PH * p.PW, group_bins = p.group_bins
     cdef Py_ssize_t c0 = task.c0, nc = min(p.block_channels, p.C - c0), i, r, k0, k1, n
+    cdef Py_ssize_t next_row = 0
     cdef int rmode = p.rmode, max_mode = a.max_mode
     cdef roipool_block_t view
     cdef const char *table
+    cdef const int32_t *box
     cdef double count, rc
     _task_block(p, task, s, &view)
+    if p.ring_rows:
+        for i in range(task.first, task.end):
+            box = a.box + 5 * p.ws.order[i]
+            if box[4]:
+                _mark_tiles(p, s, 0, 0, 0, 0)
+            if box[2] <= box[3]:
+                _mark_tiles(p, s, box[0], box[1], box[2], box[3])
     for i in range(task.first, task.end):
         r = p.ws.order[i]
+        if p.ring_rows:
+            # the ROIs come by their last row: the rows up to it, as the
+            # sweep goes; its first row is at most ring_rows - 1 above, so
+            # still in the ring
+            box = a.box + 5 * r
+            while next_row <= box[1]:
+                _gather_row(p, task, s, next_row)
+                next_row += 1
         n = a.per_bin[r]
         count = a.count[r]
         rc = 1.0 / count if _pow2(count) else 0.0
@@ -288,6 +436,8 @@ cdef Py_ssize_t _align_forward(AlignPlan *plan, const floating[:, ::1] rois,
     plan.a.per_bin = plan.a.at = NULL
     plan.a.count = NULL
     plan.a.tables = NULL
+    plan.a.box = NULL
+    plan.a.geo = NULL
     p.ws.geom = p.ws.order = p.ws.offsets = NULL
     status = _align_prepare(rois, rule, &plan.a, &p.ws, False, n_threads)
     if status == OK and p.out != NULL and R > 0 and p.C > 0:
@@ -300,6 +450,10 @@ cdef Py_ssize_t _align_forward(AlignPlan *plan, const floating[:, ::1] rois,
         # least 16 channels (a 64-byte vector of floats) even past the cache
         # budget, which measured faster on fpn-p2 and mask-p2.
         p.block_channels = max(p.block_channels, min(p.C, _ALIGN_MIN_BLOCK))
+        if p.gather and p.block_channels * p.H * p.W * p.itemsize > _cache_budget:
+            _align_ring(p, R, plan.a.box)
+        status = _align_tables(<floating>0, &plan.a, R, rule, False, p.ring_rows, n_threads)
+    if status == OK and p.out != NULL and R > 0 and p.C > 0:
         status = _run_plan(p, n_threads,
                            _align_task_f64 if floating is double else _align_task_f32)
     _free_align(&plan.a)
@@ -383,14 +537,14 @@ cdef void _align_back_block(const AlignBack *p, floating *acc, floating *g, char
         count = a.count[r]
         rc = 1.0 / count if _pow2(count) else 0.0
         if floating is double:
-            roipool_transpose64(chunk, roi_bins, nc, nc, g)
+            roipool_transpose64(chunk, roi_bins, roi_bins, nc, nc, g)
             roipool_kernels.align_bwd_f64(acc, nc, 0, g, table, a.per_bin[r], roi_bins, count, rc)
         elif p.rmode == RMODE_NONE:
-            roipool_kernels.transpose32(chunk, roi_bins, nc, nc, g)
+            roipool_kernels.transpose32(chunk, roi_bins, roi_bins, nc, nc, g)
             roipool_kernels.align_bwd_f32(acc, nc, 0, g, table, a.per_bin[r], roi_bins,
                                           <float>count, <float>rc)
         else:
-            roipool_kernels.transpose16(chunk, roi_bins, nc, nc, go_t)
+            roipool_kernels.transpose16(chunk, roi_bins, roi_bins, nc, nc, go_t)
             if p.rmode == RMODE_HALF:
                 roipool_kernels.widen_f16(<const uint16_t *>go_t, roi_bins * nc, g)
                 roipool_kernels.align_bwd_f16(acc, nc, 0, g, table, a.per_bin[r], roi_bins,
@@ -417,9 +571,13 @@ cdef Py_ssize_t _align_backward(floating kind, AlignBack *p, const floating[:, :
     p.a.per_bin = p.a.at = NULL
     p.a.count = NULL
     p.a.tables = NULL
+    p.a.box = NULL
+    p.a.geo = NULL
     p.a.max_mode = False
     p.ws.geom = p.ws.order = p.ws.offsets = NULL
     status = _align_prepare(rois, rule, &p.a, &p.ws, True, n_threads)
+    if status == OK:
+        status = _align_tables(kind, &p.a, rois.shape[0], rule, True, 0, n_threads)
     if status != OK or N * C * HW == 0:
         _free_align(&p.a); _workspace_free(&p.ws)
         return status
@@ -448,16 +606,16 @@ cdef Py_ssize_t _align_backward(floating kind, AlignBack *p, const floating[:, :
             _align_back_block(p, acc, g, go_t, n, c0, nc)
             dst = p.grad + (n * C + c0) * HW * size
             if floating is double:
-                roipool_transpose64(acc, nc, HW, HW, dst)
+                roipool_transpose64(acc, nc, nc, HW, HW, dst)
             elif rmode == RMODE_NONE:
-                roipool_kernels.transpose32(acc, nc, HW, HW, dst)
+                roipool_kernels.transpose32(acc, nc, nc, HW, HW, dst)
             else:
                 if rmode == RMODE_HALF:
                     roipool_kernels.narrow_f16(<const float *>acc, nc * HW, <uint16_t *>go_t)
                 else:  # the float32 sums, rounded once
                     _round_bf16(<float *>acc, nc * HW)
                     roipool_kernels.narrow_bf16(<const float *>acc, nc * HW, <uint16_t *>go_t)
-                roipool_kernels.transpose16(go_t, nc, HW, HW, dst)
+                roipool_kernels.transpose16(go_t, nc, nc, HW, HW, dst)
     _free_align(&p.a); _workspace_free(&p.ws); free(scratch)
     return OK
 

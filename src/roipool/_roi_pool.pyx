@@ -17,7 +17,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, ceil, fabs, floor, isfinite, round, trunc
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memcpy, memset
 
 from roipool._openmp cimport (ROIPOOL_OPENMP, omp_get_max_threads, omp_get_thread_num,

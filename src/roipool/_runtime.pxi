@@ -93,6 +93,12 @@ def l2_cache_bytes():
     return roipool_l2_cache_bytes()
 
 
+def ring_plans():
+    """How many RoIAlign forward calls have read the map through a ring of
+    rows (_align_ring) in this process."""
+    return _ring_plans
+
+
 def _set_tuning(Py_ssize_t cache_budget=-1, Py_ssize_t max_block=-1,
                 Py_ssize_t stream_bytes=-1):
     """Tuning knobs (set at import, and by benchmarks and tests): bytes of a

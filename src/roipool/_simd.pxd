@@ -29,10 +29,10 @@ cdef extern from "simd/simd.h" nogil:
         void (*roi_max_bf16)(const roipool_block_t *block, const Py_ssize_t *bounds,
                              Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t k0, Py_ssize_t k1,
                              float init, uint16_t *res, int32_t *ires, int32_t *idx) noexcept nogil
-        void (*transpose16)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
-                            void *dst) noexcept nogil
-        void (*transpose32)(const void *src, Py_ssize_t nc, Py_ssize_t nbins, Py_ssize_t ld,
-                            void *dst) noexcept nogil
+        void (*transpose16)(const void *src, Py_ssize_t ss, Py_ssize_t nc, Py_ssize_t nbins,
+                            Py_ssize_t ld, void *dst) noexcept nogil
+        void (*transpose32)(const void *src, Py_ssize_t ss, Py_ssize_t nc, Py_ssize_t nbins,
+                            Py_ssize_t ld, void *dst) noexcept nogil
         void (*stream32)(const void *src, Py_ssize_t n, void *dst) noexcept nogil
         # backward, float16/bfloat16 (simd/backward.inc.h)
         int (*widen_f16)(const uint16_t *src, Py_ssize_t n, float *dst) noexcept nogil
@@ -84,7 +84,7 @@ cdef extern from "simd/simd.h" nogil:
     # ROIPOOL_ISAS), whether or not this build has their tables
     enum: ROIPOOL_ISA_COUNT
     const char roipool_isa_names[][16]
-    void roipool_transpose64(const void *src, Py_ssize_t nc, Py_ssize_t nbins,
+    void roipool_transpose64(const void *src, Py_ssize_t ss, Py_ssize_t nc, Py_ssize_t nbins,
                              Py_ssize_t ld, void *dst) noexcept
     void roipool_store_fence() noexcept
     int roipool_isa_supported(int level) noexcept

@@ -29,7 +29,7 @@ static const char roipool_isa_names[ROIPOOL_ISA_COUNT][16] = {ROIPOOL_ISAS(ROIPO
 #define ROIPOOL_ROI_MAX_PARAMS(type)                                                     \
     (const roipool_block_t *, const ptrdiff_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, \
      roipool_##type##_ct, roipool_##type##_t *, int32_t *, roipool_##type##_idx_t *)
-#define ROIPOOL_TRANSPOSE_PARAMS (const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *)
+#define ROIPOOL_TRANSPOSE_PARAMS (const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *)
 #define ROIPOOL_SCATTER_PARAMS \
     (float *, const float *, const int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int)
 /* RoIAlign (roi_align.inc.h), per element type: forward and backward */

@@ -66,12 +66,12 @@ enum { roipool_neon_f64_lanes = 2 };
 /* Scratch -> out transposes (see store.h): 4 x 4 tiles of 4-byte elements
  * and 8 x 8 tiles of 2-byte ones through TRN1/TRN2 at doubling widths; the
  * baseline's element-by-element copy costs a load and a store per element.
- * A tile function transposes one tile from s (row stride nc) to d (ld). */
-static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile32(const uint32_t *s, ptrdiff_t nc,
+ * A tile function transposes one tile from s (row stride ss) to d (ld). */
+static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile32(const uint32_t *s, ptrdiff_t ss,
                                                       uint32_t *d, ptrdiff_t ld)
 {
-    const uint32x4_t r0 = vld1q_u32(s), r1 = vld1q_u32(s + nc);
-    const uint32x4_t r2 = vld1q_u32(s + 2 * nc), r3 = vld1q_u32(s + 3 * nc);
+    const uint32x4_t r0 = vld1q_u32(s), r1 = vld1q_u32(s + ss);
+    const uint32x4_t r2 = vld1q_u32(s + 2 * ss), r3 = vld1q_u32(s + 3 * ss);
     /* t0 = channels 0, 2 of rows 0, 1; t1 = channels 1, 3; t2, t3 rows 2, 3 */
     const uint64x2_t t0 = vreinterpretq_u64_u32(vtrn1q_u32(r0, r1));
     const uint64x2_t t1 = vreinterpretq_u64_u32(vtrn2q_u32(r0, r1));
@@ -83,14 +83,14 @@ static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile32(const uint32_t *s, ptrdiff
     vst1q_u32(d + 3 * ld, vreinterpretq_u32_u64(vtrn2q_u64(t1, t3)));
 }
 
-static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile16(const uint16_t *s, ptrdiff_t nc,
+static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile16(const uint16_t *s, ptrdiff_t ss,
                                                       uint16_t *d, ptrdiff_t ld)
 {
     uint16x8_t r[8];
     uint32x4_t t[8];
     uint64x2_t u[8];
     int q;
-    for (q = 0; q < 8; ++q) r[q] = vld1q_u16(s + q * nc);
+    for (q = 0; q < 8; ++q) r[q] = vld1q_u16(s + q * ss);
     /* t[2q]: even channels of rows 2q, 2q+1 paired; t[2q+1]: odd ones */
     for (q = 0; q < 4; ++q) {
         t[2 * q] = vreinterpretq_u32_u16(vtrn1q_u16(r[2 * q], r[2 * q + 1]));
@@ -112,20 +112,20 @@ static ROIPOOL_ALWAYS_INLINE void roipool_neon_tile16(const uint16_t *s, ptrdiff
 /* Full tiles by TILE, the bins and channels past them element by element. */
 #define ROIPOOL_NEON_TRANSPOSE(bits, TILE)                                              \
     static void roipool_transpose##bits##_neon(const void *ROIPOOL_RESTRICT src_,         \
-                                               ptrdiff_t nc, ptrdiff_t nbins, ptrdiff_t ld, \
-                                               void *ROIPOOL_RESTRICT dst_)               \
+                                               ptrdiff_t ss, ptrdiff_t nc, ptrdiff_t nbins, \
+                                               ptrdiff_t ld, void *ROIPOOL_RESTRICT dst_) \
     {                                                                                   \
         const uint##bits##_t *src = (const uint##bits##_t *)src_;                       \
         uint##bits##_t *dst = (uint##bits##_t *)dst_;                                   \
         ptrdiff_t j, k, jt, kt;                                                         \
         for (j = 0; j + TILE <= nc; j += TILE) {                                        \
             for (k = 0; k + TILE <= nbins; k += TILE)                                   \
-                roipool_neon_tile##bits(src + k * nc + j, nc, dst + j * ld + k, ld);    \
+                roipool_neon_tile##bits(src + k * ss + j, ss, dst + j * ld + k, ld);    \
             for (jt = j; jt < j + TILE; ++jt)                                           \
-                for (kt = k; kt < nbins; ++kt) dst[jt * ld + kt] = src[kt * nc + jt];   \
+                for (kt = k; kt < nbins; ++kt) dst[jt * ld + kt] = src[kt * ss + jt];   \
         }                                                                               \
         for (; j < nc; ++j)                                                             \
-            for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * nc + j];              \
+            for (k = 0; k < nbins; ++k) dst[j * ld + k] = src[k * ss + j];              \
     }
 ROIPOOL_NEON_TRANSPOSE(32, 4)
 ROIPOOL_NEON_TRANSPOSE(16, 8)

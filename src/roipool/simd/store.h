@@ -5,12 +5,14 @@
 
 #include "common.h"
 
-/* Copy nbins bins x nc channels of `size`-byte elements from src[k * nc + j]
- * to dst[j * ld + k]: 2-byte ones (float16/bfloat16 values), 4-byte ones
+/* Copy nbins bins x nc channels of `size`-byte elements from src[k * ss + j]
+ * to dst[j * ld + k] (ss is nc for the channel-minor scratch, the plane size
+ * when RoIAlign gathers a tile of the map): 2-byte ones (float16/bfloat16 values), 4-byte ones
  * (float values, int32 argmax) and 8-byte ones (float64). The constant size
  * makes each memcpy one load and store. */
 static ROIPOOL_ALWAYS_INLINE void roipool_transpose_elems(const void *ROIPOOL_RESTRICT src,
-                                                          ptrdiff_t nc, ptrdiff_t nbins,
+                                                          ptrdiff_t ss, ptrdiff_t nc,
+                                                          ptrdiff_t nbins,
                                                           ptrdiff_t ld,
                                                           void *ROIPOOL_RESTRICT dst,
                                                           size_t size)
@@ -19,25 +21,27 @@ static ROIPOOL_ALWAYS_INLINE void roipool_transpose_elems(const void *ROIPOOL_RE
     char *d = (char *)dst;
     ptrdiff_t j, k;
     for (j = 0; j < nc; ++j)
-        for (k = 0; k < nbins; ++k) memcpy(d + (j * ld + k) * size, s + (k * nc + j) * size, size);
+        for (k = 0; k < nbins; ++k) memcpy(d + (j * ld + k) * size, s + (k * ss + j) * size, size);
 }
 
-static void roipool_transpose16_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
-                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
+static void roipool_transpose16_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t ss,
+                                     ptrdiff_t nc, ptrdiff_t nbins, ptrdiff_t ld,
+                                     void *ROIPOOL_RESTRICT dst)
 {
-    roipool_transpose_elems(src, nc, nbins, ld, dst, 2);
+    roipool_transpose_elems(src, ss, nc, nbins, ld, dst, 2);
 }
 
-static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
-                                     ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
+static void roipool_transpose32_base(const void *ROIPOOL_RESTRICT src, ptrdiff_t ss,
+                                     ptrdiff_t nc, ptrdiff_t nbins, ptrdiff_t ld,
+                                     void *ROIPOOL_RESTRICT dst)
 {
-    roipool_transpose_elems(src, nc, nbins, ld, dst, 4);
+    roipool_transpose_elems(src, ss, nc, nbins, ld, dst, 4);
 }
 
-static void roipool_transpose64(const void *ROIPOOL_RESTRICT src, ptrdiff_t nc,
+static void roipool_transpose64(const void *ROIPOOL_RESTRICT src, ptrdiff_t ss, ptrdiff_t nc,
                                 ptrdiff_t nbins, ptrdiff_t ld, void *ROIPOOL_RESTRICT dst)
 {
-    roipool_transpose_elems(src, nc, nbins, ld, dst, 8);
+    roipool_transpose_elems(src, ss, nc, nbins, ld, dst, 8);
 }
 
 /* Copy n 4-byte words; the AVX2 version uses non-temporal stores where
@@ -105,8 +109,7 @@ ROIPOOL_TARGET_AVX2 static ROIPOOL_ALWAYS_INLINE void roipool_tile16_avx2(
     }
 }
 
-/* The transposes by 8 x 8 tiles; src rows are ss elements apart (nc but
- * for the AVX-512 transpose's leftover channels). Past the last full
+/* The transposes by 8 x 8 tiles; src rows are ss elements apart. Past the last full
  * tile of a row of tiles (e.g. bin 48 of 7 x 7) one more tile ends at the
  * edge, overlapping the previous one: it rewrites a few elements with the
  * same values, and costs less than the scalar copy of what is left. Fewer
@@ -133,20 +136,14 @@ ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2_rows(
     ROIPOOL_TRANSPOSE_TILES(float, roipool_tile32_avx2, ss)
 }
 
-ROIPOOL_TARGET_AVX2 static void roipool_transpose32_avx2(const void *ROIPOOL_RESTRICT src_,
-                                                         ptrdiff_t nc, ptrdiff_t nbins,
-                                                         ptrdiff_t ld,
-                                                         void *ROIPOOL_RESTRICT dst_)
-{
-    roipool_transpose32_avx2_rows(src_, nc, nc, nbins, ld, dst_);
-}
+#define roipool_transpose32_avx2 roipool_transpose32_avx2_rows
 
 ROIPOOL_TARGET_AVX2 static void roipool_transpose16_avx2(const void *ROIPOOL_RESTRICT src_,
-                                                         ptrdiff_t nc, ptrdiff_t nbins,
-                                                         ptrdiff_t ld,
+                                                         ptrdiff_t ss, ptrdiff_t nc,
+                                                         ptrdiff_t nbins, ptrdiff_t ld,
                                                          void *ROIPOOL_RESTRICT dst_)
 {
-    ROIPOOL_TRANSPOSE_TILES(uint16_t, roipool_tile16_avx2, nc)
+    ROIPOOL_TRANSPOSE_TILES(uint16_t, roipool_tile16_avx2, ss)
 }
 #undef ROIPOOL_TRANSPOSE_TILES
 
@@ -227,8 +224,8 @@ ROIPOOL_TARGET_AVX512 static ROIPOOL_ALWAYS_INLINE void roipool_tile32_avx512(
  * many rows (masked stores, nothing rewritten), 1 or 2 by scalar copies;
  * leftover channels by the AVX2 tiles. */
 ROIPOOL_TARGET_AVX512 static void roipool_transpose32_avx512(const void *ROIPOOL_RESTRICT src_,
-                                                             ptrdiff_t nc, ptrdiff_t nbins,
-                                                             ptrdiff_t ld,
+                                                             ptrdiff_t ss, ptrdiff_t nc,
+                                                             ptrdiff_t nbins, ptrdiff_t ld,
                                                              void *ROIPOOL_RESTRICT dst_)
 {
     const float *src = (const float *)src_;
@@ -237,15 +234,15 @@ ROIPOOL_TARGET_AVX512 static void roipool_transpose32_avx512(const void *ROIPOOL
     ptrdiff_t j, k, jj;
     for (j = 0; j + 16 <= nc; j += 16) {
         for (k = 0; k < full; k += 16)
-            roipool_tile32_avx512(src + k * nc + j, nc, dst + j * ld + k, ld, 16);
+            roipool_tile32_avx512(src + k * ss + j, ss, dst + j * ld + k, ld, 16);
         if (rest > 2)
-            roipool_tile32_avx512(src + full * nc + j, nc, dst + j * ld + full, ld, (int)rest);
+            roipool_tile32_avx512(src + full * ss + j, ss, dst + j * ld + full, ld, (int)rest);
         else
             for (jj = j; jj < j + 16; ++jj)
-                for (k = full; k < nbins; ++k) dst[jj * ld + k] = src[k * nc + jj];
+                for (k = full; k < nbins; ++k) dst[jj * ld + k] = src[k * ss + jj];
     }
     if (j < nc)
-        roipool_transpose32_avx2_rows(src + j, nc, nc - j, nbins, ld, dst + j * ld);
+        roipool_transpose32_avx2_rows(src + j, ss, nc - j, nbins, ld, dst + j * ld);
 }
 
 /* As roipool_stream32_avx2, by whole 64-byte lines. */
