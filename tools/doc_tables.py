@@ -43,6 +43,12 @@ def fmt_x(ratio):
 
 def machine_line(res, src):
     """Where the numbers come from: CPU (as recorded), flags, threads, date, version."""
+    return (_machine(res, src) + f"medians of {res['repeat']} runs (peers "
+            f"{res['peer_repeat']}), every ratio a peer's median over roipool's from the "
+            f"same run.")
+
+
+def _machine(res, src):
     m = res["machine"]
     cpu = m["cpu"]
     ident = ", ".join(f"{k} {v}" for k, v in m.get("cpu_id", {}).items())
@@ -54,9 +60,7 @@ def machine_line(res, src):
     return (f"Run: `{src}`, {m['date'][:10]}, roipool {m['versions']['roipool']}. "
             f"CPU: {cpu}; {m['cores']} cores; CPU flags: {flags}; roipool's SIMD path "
             f"{m['isa']}; build flags `{' '.join(dict.fromkeys(m['build_flags'].split()))}`; "
-            f"threads per row as shown; float32; medians of {res['repeat']} runs "
-            f"(peers {res['peer_repeat']}), every ratio a peer's median over roipool's "
-            f"from the same run.")
+            f"threads per row as shown; float32; ")
 
 
 def table_forward(res, src, peers=PEERS, out_column=True):
@@ -94,16 +98,56 @@ def table_bf16(res, src):
     return lines
 
 
+ALIGN_PEERS = (("torchvision", "torchvision"), ("ort", "ONNX Runtime"), ("openvino", "OpenVINO"))
+
+
+def table_align(res, src):
+    """bench/bench_align.py's forward rows: roipool's default and out= calls,
+    each peer's median over the default call's, ns per sample against the
+    limit (bench/README.md)."""
+    head = ["workload", "threads", "**roipool ms**", "out= ms", "ns / sample", "x limit"]
+    head += [f"x {name}" for _, name in ALIGN_PEERS]
+    lines = ["| " + " | ".join(head) + " |",
+             "| --- | " + " | ".join("---:" for _ in head[1:]) + " |"]
+    for name, w in res["workloads"].items():
+        rows = w["rows"]
+        for threads in sorted({int(k.rsplit("/", 1)[1]) for k in rows}):
+            own = rows.get(f"fwd/roipool_default/{threads}")
+            if own is None:
+                continue
+            cells = [name, str(threads), f"**{fmt_ms(own['median_ms'])}**",
+                     fmt_ms(rows[f"fwd/roipool_out/{threads}"]["median_ms"]),
+                     _three_figures(own["ns_per_sample"]), _three_figures(own["x_limit"])]
+            for key, _ in ALIGN_PEERS:
+                peer = rows.get(f"fwd/{key}/{threads}")
+                cells.append("-" if peer is None else fmt_x(peer["median_ms"] / own["median_ms"]))
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def align_machine_line(res, src):
+    counts = sorted({len(r["samples_s"]) for w in res["workloads"].values()
+                     for r in w["rows"].values()})
+    runs = "-".join(str(c) for c in (counts[0], counts[-1])) if len(counts) > 1 else counts[0]
+    return (_machine(res, src) + f"medians of {runs} runs, every ratio a peer's median over "
+            "roipool's from the same run; x limit: ns per sample over "
+            f"{res['limit_ns_per_sample_1core']:.3f} ns divided by the threads "
+            "(bench/README.md).")
+
+
 KINDS = {
     "headline": lambda res, src: table_forward(res, src, out_column=False),
     "forward": table_forward,
     "bf16": table_bf16,
+    "align": table_align,
 }
+LINES = {"align": align_machine_line}
 
 
 def render(kind, src):
     res = json.loads((ROOT / src).read_text())
-    return "\n".join([machine_line(res, src), ""] + KINDS[kind](res, src)) + "\n"
+    line = LINES.get(kind, machine_line)(res, src)
+    return "\n".join([line, ""] + KINDS[kind](res, src)) + "\n"
 
 
 def regenerate(text):
