@@ -123,11 +123,17 @@ def test_ring_of_rows_equals_reference(dtype, restore_tuning):
     boxes outside the map, which read pixel (0, 0): a NaN planted there, and
     boxes reaching the last row and column); a box of every row does not (the
     whole block); both equal the plain loops for every variant and thread
-    count. ring_plans() shows which ran."""
+    count, from a contiguous map, a map whose rows are strided, and a
+    channels-last one of more channels than one block. ring_plans() shows
+    which ran."""
     rng = np.random.default_rng(21)
-    N, C, H, W = 2, 37, 40, 45
+    N, C, H, W = 2, 70, 40, 45
     data = rng.standard_normal((N, C, H, W)).astype(dtype)
     data[1, 3, 0, 0] = np.nan
+    wide = np.zeros((N, C, H, 2 * W), dtype)
+    wide[..., ::2] = data
+    layouts = [data, wide[..., ::2],
+               np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)]
     small = _map_boxes(rng, N, H, W, 40)
     edge = [[0, 0, 0, 2, 2], [1, W - 2, H - 2, W, H], [1, -30, -30, -20, -20]]
     tall = [[0, 10, 0, 15, H]]
@@ -138,11 +144,12 @@ def test_ring_of_rows_equals_reference(dtype, restore_tuning):
         for variant in VARIANTS:
             rois = boxes / np.array([1] + [variant[0]] * 4)  # image coordinates
             rois = rois.astype(dtype if dtype != bfloat16 else np.float32)
-            for threads in (1, 2):
+            for threads, layout in itertools.product((1, 2), range(len(layouts))):
                 before = roipool._roi_pool.ring_plans()
-                _check_forward(data, rois, (3, 2), variant, (np.dtype(dtype).name, "ring", ring,
-                                                             variant), num_threads=threads)
-                assert roipool._roi_pool.ring_plans() - before == int(ring), (variant, threads)
+                _check_forward(layouts[layout], rois, (3, 2), variant,
+                               (np.dtype(dtype).name, "ring", ring, variant),
+                               num_threads=threads)
+                assert roipool._roi_pool.ring_plans() - before == int(ring), (variant, layout)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
