@@ -250,3 +250,56 @@ def test_rows_are_checked_one_at_a_time(later):
     rois[0, 0] = N  # bad batch in row 0; row 1's width is infinite in float16
     rois[1, 1], rois[1, 3] = -60000.0, 60000.0
     forward_raises(ValueError, r"rois row 0\b", data=d.astype(np.float16), rois=rois, scale=1.0)
+
+
+# The default call on arrays the kernel takes as they are (native float32/64,
+# C-contiguous rois of data's dtype) skips the generic argument path; it must
+# refuse exactly what the generic path (an out= call) refuses, with the same
+# message, and its cached rules must not outlive the arguments they came from.
+PLAIN_BAD = [
+    dict(compat="caffe"), dict(mode="sum"), dict(mode="max"), dict(pooled=0),
+    dict(pooled=(2, 2, 2)), dict(scale=0.0), dict(scale=float("nan")), dict(scale=-1.0),
+    dict(sampling_ratio=-2), dict(sampling_ratio=2.0), dict(aligned=1), dict(num_threads=0),
+    dict(num_threads=-3), dict(rows=[[0, np.nan, 0, 4, 4]]), dict(rows=[[2, 0, 0, 4, 4]]),
+    dict(rows=[[0, 0, 0, 4, 4], [-1, 0, 0, 4, 4]]),
+    # two bad arguments: the first in docs/semantics.md's order is named
+    dict(num_threads=0, compat="caffe"), dict(num_threads=0, sampling_ratio=-2),
+    dict(scale=0.0, rows=[[0, np.nan, 0, 4, 4]]), dict(num_threads=0, rows=[[2, 0, 0, 4, 4]]),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", PLAIN_BAD, ids=lambda b: repr(b))
+def test_default_call_refuses_what_the_out_call_refuses(dtype, bad):
+    data, rois = good()
+    data = data.astype(dtype)
+    rois = np.array(bad.get("rows", rois), dtype)
+    args = (data, rois, bad.get("pooled", 2), bad.get("scale", 0.5),
+            bad.get("sampling_ratio", -1), bad.get("aligned", False))
+    kw = {k: bad[k] for k in ("compat", "mode", "num_threads") if k in bad}
+    errors = []
+    for out in (None, np.zeros((len(rois), C, 2, 2), dtype)):
+        with pytest.raises((ValueError, TypeError)) as e:
+            roipool.roi_align(*args, out=out, **kw)
+        errors.append((type(e.value), str(e.value)))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_default_call_rule_follows_every_argument(dtype):
+    """Calls that differ in one argument of the rule each give the plain
+    loops' answer, also when repeated (the rule objects are cached)."""
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((N, C, H, W)).astype(dtype)
+    rois = np.array([[0, 0.3, 0.6, 4.2, 5.1], [1, 1.5, 0.2, 5.9, 7.7], [0, -2, -2, 3, 1]], dtype)
+    base = dict(pooled_size=2, spatial_scale=0.7, sampling_ratio=-1, aligned=False,
+                mode="avg", compat="torchvision")
+    changes = [{}, dict(pooled_size=(2, 3)), dict(spatial_scale=0.5), dict(sampling_ratio=2),
+               dict(aligned=True), dict(compat="mxnet"), dict(compat="onnxruntime"),
+               dict(compat="onnxruntime", mode="max")]
+    for change in changes + changes:
+        kw = dict(base, **change)
+        want = ref_align(data, rois, kw.pop("pooled_size"), kw.pop("spatial_scale"),
+                         kw.pop("sampling_ratio"), kw.pop("aligned"), **kw)
+        got = roipool.roi_align(data, rois, **dict(base, **change))
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8), err_msg=str(change))

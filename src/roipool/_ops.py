@@ -296,6 +296,14 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
     def rule_of(storage, rmode):
         return v.check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio,
                                   aligned, storage, rmode)
+    if out is None and _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
+        # as _plain_call: arrays every check of data and rois passes as they are
+        call = _roi_pool.plain_call(data, rois, rule_of(data.dtype, _RMODE_NONE),
+                                    v.check_num_threads(num_threads), False)
+        status = _roi_pool.align_forward(call)
+        if status != _OK:
+            raise_bad_status(status, rois, data.shape[0], data.dtype)
+        return call.out
     call = _call.forward_call(data, rois, rule_of, num_threads, out=out,
                               rows_rmode=_align_rows_rmode, native=True)
     return _call.forward_results(call, _roi_pool.align_forward(call))[0]

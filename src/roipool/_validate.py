@@ -340,7 +340,27 @@ def check_align_scale(spatial_scale, compat, storage, rmode):
 def check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage,
                      rmode):
     """RoIAlign's arguments, in the order of docs/semantics.md ("RoIAlign,
-    bad input"), as its _roi_pool.AlignRule."""
+    bad input"), as its _roi_pool.AlignRule, built once per distinct
+    arguments (as check_rule's)."""
+    key = None
+    if (type(spatial_scale) is float and type(compat) is str and type(mode) is str
+            and type(sampling_ratio) is int and type(aligned) is bool
+            and (type(pooled_size) is int or (type(pooled_size) is tuple and len(pooled_size) == 2
+                                              and type(pooled_size[0]) is int
+                                              and type(pooled_size[1]) is int))):
+        key = ("align", compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned,
+               storage, rmode)
+        hit = _rules.get(key)
+        if hit is not None:
+            return hit
+    rule = _align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage,
+                       rmode)
+    if key is not None and len(_rules) < 256:
+        _rules[key] = rule
+    return rule
+
+
+def _align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage, rmode):
     compat = check_align_compat(compat)
     max_mode = check_align_mode(mode, compat)
     ph, pw = check_pooled_size(pooled_size)
