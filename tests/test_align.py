@@ -215,6 +215,20 @@ def test_layouts_and_out_buffers(dtype):
         np.testing.assert_array_equal(bits(out), bits(want_g), err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("C", [33, 50, 64])
+def test_channels_last_in_blocks(dtype, C):
+    """Channels-last data of up to 64 channels is read in place, in blocks of at
+    most 32 channels (the last one narrower): each block equals the plain loops."""
+    rng = np.random.default_rng(15)
+    data, rois = align_case(rng, np.float32, 0.5, C=C, H=6, W=7, R=5)
+    data = data.astype(dtype)
+    cl = np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for threads in (1, 2):
+        _check_forward(cl, rois, (2, 2), (0.5, 2, False, "torchvision", "avg"),
+                       (np.dtype(dtype).name, "cl", C), num_threads=threads)
+
+
 def test_rois_dtypes_are_converted_first():
     """rows are converted to the compute type first (float16 data: float16 rows)."""
     rng = np.random.default_rng(15)
