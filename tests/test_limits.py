@@ -443,3 +443,21 @@ def test_thread_count_the_os_cannot_give_is_not_fatal():
     """, preexec=limit)
     assert proc.returncode == 0 and "RESULT" in proc.stdout, \
         "num_threads=1024 under a 4 GiB address-space limit killed the process: " + describe(proc)
+
+
+@pytest.mark.parametrize("dtype, sample_bytes", [(np.float32, 32), (np.float64, 48)])
+def test_roi_align_sample_tables_too_big_name_their_size(dtype, sample_bytes):
+    """4096 boxes of 46000 x 46000 with adaptive sampling: 46000**2 samples
+    each (under the 2**31 a box may have), 277 TB of tables in all. The
+    MemoryError says how many samples of how many bytes; nothing is written."""
+    rois = np.tile(np.array([0, 0, 0, 46000, 46000], dtype), (4096, 1))
+    samples = 4096 * 46000 ** 2
+    data = np.ones((1, 1, 2, 2), dtype)
+    out = np.full((4096, 1, 1, 1), 5, dtype)
+    with pytest.raises(MemoryError) as ei:
+        roipool.roi_align(data, rois, 1, 1.0, 0, out=out)
+    assert f"{samples} samples of {sample_bytes} bytes" in str(ei.value)
+    assert (out == 5).all()
+    with pytest.raises(MemoryError) as ei:
+        roipool.roi_align_backward(np.ones((4096, 1, 1, 1), dtype), rois, (1, 1, 2, 2), 1.0, 0)
+    assert f"{samples} samples of {sample_bytes} bytes" in str(ei.value)

@@ -31,6 +31,23 @@ ctypedef struct AlignRois:
     # per ROI: start_h, start_w, bin_h, bin_w, then per ROI the grid (gh, gw),
     # in the compute type (_align_sizes), until the tables are filled
     void *geo
+    # the tables' samples (at[R], kept after they are freed), and whether
+    # they were what could not be allocated
+    Py_ssize_t n_samples
+    bint tables_failed
+
+
+# More samples than this in one call's tables cannot be allocated (the bytes
+# would not fit 63 bits); the count saturates there.
+cdef Py_ssize_t _MAX_SAMPLES = (<Py_ssize_t>1) << 56
+
+
+cdef void _raise_if_tables_failed(const AlignRois *a) except *:
+    """The MemoryError naming the sample tables' size, when they were what
+    could not be allocated."""
+    if a.tables_failed:
+        from roipool._status import sample_table_error
+        raise sample_table_error(a.n_samples, a.sample_bytes)
 
 
 cdef inline void _align_spec(AlignSpec *rule, double scale, bint aligned, Py_ssize_t sampling,
@@ -113,13 +130,15 @@ cdef Py_ssize_t _align_sizes(const floating[:, ::1] rois, const AlignSpec *rule,
             gh = gw = 0
         a.per_bin[r] = gh * gw
         a.at[r] = total
-        total += gh * gw * rule.PH * rule.PW
+        # at most 2**31 samples a box: the sum saturates (no allocation that
+        # large can succeed: _align_prepare refuses it)
+        total = min(total + gh * gw * rule.PH * rule.PW, _MAX_SAMPLES)
         a.count[r] = _as_storage(<floating>max(gh * gw, 1), rmode)
         geo[4 * r], geo[4 * r + 1], geo[4 * r + 2], geo[4 * r + 3] = sh, sw, bh, bw
         # per-ROI grids, kept for the table fill
         geo[4 * R + 2 * r] = <floating>gh
         geo[4 * R + 2 * r + 1] = <floating>gw
-    a.at[R] = total
+    a.at[R] = a.n_samples = total
     return OK
 
 
@@ -248,6 +267,8 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rul
     a.count = <double *>malloc(max(R, 1) * sizeof(double))
     a.box = <int32_t *>malloc(max(R, 1) * 5 * sizeof(int32_t))
     a.tables = NULL
+    a.tables_failed = False
+    a.n_samples = 0
     a.sample_bytes = sizeof(roipool_f64_sample_t) if floating is double \
         else sizeof(roipool_f32_sample_t)
     if (not _workspace_alloc(ws, R, 1, rule.N, True) or geo == NULL or a.per_bin == NULL
@@ -270,9 +291,11 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rul
         status = sizes
     if status == OK:
         _group_by_image(ws, R, rule.N)
-        a.tables = <char *>malloc(max(a.at[R], 1) * a.sample_bytes)
+        if a.at[R] < _MAX_SAMPLES:
+            a.tables = <char *>malloc(max(a.at[R], 1) * a.sample_bytes)
         if a.tables == NULL:
             status = NO_MEMORY
+            a.tables_failed = True
     if status == OK:
         for r in prange(R, schedule='dynamic', num_threads=max(1, min(n_threads, R))):
             _align_fill(geo, R, r, rule, a, backward, 0, True)
@@ -500,6 +523,7 @@ def align_forward(Call call not None):
         r32 = call.rois
         with nogil:
             status = _align_forward(&plan, r32, &spec, n_threads)
+    _raise_if_tables_failed(&plan.a)
     return status
 
 
@@ -655,4 +679,5 @@ def align_backward(cnp.ndarray grad_out not None, rois, cnp.ndarray grad not Non
         r32 = rois
         with nogil:
             status = _align_backward(<float>0, &back, r32, &spec, n_threads)
+    _raise_if_tables_failed(&back.a)
     return status

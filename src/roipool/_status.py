@@ -18,6 +18,16 @@ _ROW_MESSAGES = {
 }
 
 
+def sample_table_error(samples, sample_bytes):
+    """The MemoryError of RoIAlign sample tables that cannot be allocated:
+    one entry per sample of every box (docs/semantics.md, "RoIAlign"), made
+    once per call and shared by every channel."""
+    return MemoryError(
+        f"roipool: cannot allocate RoIAlign's sample tables: {samples} samples of "
+        f"{sample_bytes} bytes ({samples * sample_bytes} bytes) for these boxes (fewer or "
+        "smaller boxes, or a sampling_ratio > 0, need fewer)")
+
+
 def raise_bad_status(status, rois, N, dtype):
     """Turn a kernel status other than Status.OK into its exception (rois:
     the checked ROI array the kernel scanned; N and dtype for the message).
