@@ -507,16 +507,14 @@ cdef void _gather_span(const ForwardPlan *p, const char *src, char *block, Py_ss
     row 0). With rows W pixels apart a span may run on past its row (the
     whole map: h = 0, n = H * W)."""
     cdef Py_ssize_t itemsize = p.itemsize, stride_c = p.stride_c, stride_w = p.stride_w, w
-    cdef Py_ssize_t at = w0
     src += h * p.stride_h * itemsize
-    block += at * nc * itemsize
     if stride_c == 1:
         for w in range(w0, w0 + n):
-            memcpy(block + (w - w0) * nc * itemsize, src + w * stride_w * itemsize,
-                   nc * itemsize)
+            memcpy(block + w * nc * itemsize, src + w * stride_w * itemsize, nc * itemsize)
     elif stride_w == 1:
         # nc planes of row segments: their transpose, by SIMD tiles
         src += w0 * itemsize
+        block += w0 * nc * itemsize
         if itemsize == 2:
             roipool_kernels.transpose16(src, stride_c, n, nc, nc, block)
         elif itemsize == 4:
@@ -524,14 +522,11 @@ cdef void _gather_span(const ForwardPlan *p, const char *src, char *block, Py_ss
         else:
             roipool_transpose64(src, stride_c, n, nc, nc, block)
     elif itemsize == 2:
-        _gather_strided(<const uint16_t *>src, <uint16_t *>block - w0 * nc, nc, w0, n,
-                        stride_c, stride_w)
+        _gather_strided(<const uint16_t *>src, <uint16_t *>block, nc, w0, n, stride_c, stride_w)
     elif itemsize == 4:
-        _gather_strided(<const uint32_t *>src, <uint32_t *>block - w0 * nc, nc, w0, n,
-                        stride_c, stride_w)
+        _gather_strided(<const uint32_t *>src, <uint32_t *>block, nc, w0, n, stride_c, stride_w)
     else:
-        _gather_strided(<const uint64_t *>src, <uint64_t *>block - w0 * nc, nc, w0, n,
-                        stride_c, stride_w)
+        _gather_strided(<const uint64_t *>src, <uint64_t *>block, nc, w0, n, stride_c, stride_w)
 
 
 cdef enum:

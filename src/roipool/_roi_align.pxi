@@ -169,57 +169,73 @@ cdef void _align_axis_table(floating start, floating bin_size, Py_ssize_t n_bins
             out += 1
 
 
-cdef void _align_fill(const floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
-                      AlignRois *a, bint backward, Py_ssize_t ring, bint box_only) noexcept nogil:
-    """ROI r's box (the pixels it reads), then unless box_only its samples,
-    in torchvision's order: bins row-major, then iy, ix. Each axis's
-    coordinates are computed once (_align_axis_table), the weights per
+cdef AxisSample *_align_axes(const floating *geo, Py_ssize_t R, Py_ssize_t r,
+                             const AlignSpec *rule, Py_ssize_t *gh, Py_ssize_t *gw) noexcept nogil:
+    """ROI r's grid (*gh, *gw) and the coordinates of its samples on each
+    axis (_align_axis_table): PH * gh rows, then PW * gw columns, to free();
+    NULL when it has no samples or they cannot be allocated."""
+    cdef AxisSample *axes
+    gh[0], gw[0] = <Py_ssize_t>geo[4 * R + 2 * r], <Py_ssize_t>geo[4 * R + 2 * r + 1]
+    if gh[0] * gw[0] == 0:
+        return NULL
+    axes = <AxisSample *>malloc((rule.PH * gh[0] + rule.PW * gw[0]) * sizeof(AxisSample))
+    if axes != NULL:
+        _align_axis_table(geo[4 * r], geo[4 * r + 2], rule.PH, gh[0], rule.H, rule.rmode, axes)
+        _align_axis_table(geo[4 * r + 1], geo[4 * r + 3], rule.PW, gw[0], rule.W, rule.rmode,
+                          axes + rule.PH * gh[0])
+    return axes
+
+
+cdef bint _align_box(const floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
+                     AlignRois *a) noexcept nogil:
+    """ROI r's box (AlignRois.box): every valid row with every valid
+    column, and pixel 0 for a sample outside the map (one axis invalid);
+    False when out of memory."""
+    cdef Py_ssize_t gh, gw, i, n_rows
+    cdef int32_t *box = a.box + 5 * r
+    cdef const AxisSample *v
+    cdef AxisSample *axes = _align_axes(geo, R, r, rule, &gh, &gw)
+    box[0], box[1], box[2], box[3], box[4] = <int32_t>rule.H, -1, <int32_t>rule.W, -1, 0
+    if axes == NULL:
+        return gh * gw == 0
+    n_rows = rule.PH * gh
+    for i in range(n_rows + rule.PW * gw):
+        v = axes + i
+        if not v.valid:
+            box[4] = 1
+        elif i < n_rows:
+            box[0], box[1] = min(box[0], v.lo), max(box[1], v.hi)
+        else:
+            box[2], box[3] = min(box[2], v.lo), max(box[3], v.hi)
+    if box[0] > box[1] or box[2] > box[3]:  # no sample inside
+        box[0], box[1], box[2], box[3] = <int32_t>rule.H, -1, <int32_t>rule.W, -1
+        box[4] = 1
+    if box[4]:
+        box[0], box[1] = 0, max(box[1], 0)
+    free(axes)
+    return True
+
+
+cdef bint _align_fill(const floating *geo, Py_ssize_t R, Py_ssize_t r, const AlignSpec *rule,
+                      AlignRois *a, bint backward, Py_ssize_t ring) noexcept nogil:
+    """ROI r's samples, in torchvision's order: bins row-major, then iy, ix,
+    each axis's coordinates computed once (_align_axes), the weights per
     sample as torchvision forms them (hy * hx, ...). Row h of the map is
     row h % ring of the block the kernel reads (a ring of rows), h with
-    ring 0."""
+    ring 0. False when out of memory."""
     cdef int rmode = rule.rmode
-    cdef floating sh = geo[4 * r], sw = geo[4 * r + 1], bh = geo[4 * r + 2], bw = geo[4 * r + 3]
-    cdef Py_ssize_t gh = <Py_ssize_t>geo[4 * R + 2 * r], gw = <Py_ssize_t>geo[4 * R + 2 * r + 1]
-    cdef Py_ssize_t W = rule.W, PH = rule.PH, PW = rule.PW, ph, pw, iy, ix, i, j, y_lo, y_hi
+    cdef Py_ssize_t W = rule.W, PH = rule.PH, PW = rule.PW, gh, gw, ph, pw, iy, ix, j, y_lo, y_hi
     cdef floating ly, hy, lx, hx
     cdef const AxisSample *ys
     cdef const AxisSample *xs
-    cdef char *t
+    cdef char *t = a.tables + a.at[r] * a.sample_bytes
     cdef roipool_f32_sample_t *s32
     cdef roipool_f64_sample_t *s64
     cdef floating w[4]
     cdef int32_t pos[4]
-    cdef int32_t *box = a.box + 5 * r
-    cdef AxisSample *axes
-    if box_only:
-        box[0], box[1], box[2], box[3], box[4] = <int32_t>rule.H, -1, <int32_t>W, -1, 0
-    if gh * gw == 0:
-        return
-    axes = <AxisSample *>malloc((PH * gh + PW * gw) * sizeof(AxisSample))
-    if axes == NULL:  # checked by the caller (a.box[5r + 4] = -1)
-        box[4] = -1
-        return
-    _align_axis_table(sh, bh, PH, gh, rule.H, rmode, axes)
-    _align_axis_table(sw, bw, PW, gw, W, rmode, axes + PH * gh)
-    if box_only:
-        # every valid row with every valid column, and pixel 0 for a sample
-        # outside the map (one axis invalid)
-        for i in range(PH * gh + PW * gw):
-            xs = axes + i
-            if not xs.valid:
-                box[4] = 1
-            elif i < PH * gh:
-                box[0], box[1] = min(box[0], xs.lo), max(box[1], xs.hi)
-            else:
-                box[2], box[3] = min(box[2], xs.lo), max(box[3], xs.hi)
-        if box[0] > box[1] or box[2] > box[3]:  # no sample inside
-            box[0], box[1], box[2], box[3] = <int32_t>rule.H, -1, <int32_t>W, -1
-            box[4] = 1
-        if box[4]:
-            box[0], box[1] = 0, max(box[1], 0)
-        free(axes)
-        return
-    t = a.tables + a.at[r] * a.sample_bytes
+    cdef AxisSample *axes = _align_axes(geo, R, r, rule, &gh, &gw)
+    if axes == NULL:
+        return gh * gw == 0
     for ph in range(PH):
         for pw in range(PW):
             for iy in range(gh):
@@ -251,15 +267,16 @@ cdef void _align_fill(const floating *geo, Py_ssize_t R, Py_ssize_t r, const Ali
                             s32.pos[j], s32.w[j] = pos[j], w[j]
                     t += a.sample_bytes
     free(axes)
+    return True
 
 
 cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rule, AlignRois *a,
                                Workspace *ws, bint backward, int n_threads) noexcept nogil:
     """Scan the rows (the shared batch check, finite coordinates, then the
     sizes), group ROIs by image in ws (allocated here, one value per row),
-    find every ROI's box (in parallel); _align_tables then fills the sample
-    tables."""
-    cdef Py_ssize_t R = rois.shape[0], r, j, status = OK, sizes, n_ok = R
+    find every forward ROI's box (in parallel); _align_tables then fills
+    the sample tables."""
+    cdef Py_ssize_t R = rois.shape[0], r, j, status = OK, sizes, n_ok = R, failed = 0
     cdef floating *geo = <floating *>malloc(max(R, 1) * 6 * sizeof(floating))
     a.geo = geo
     a.per_bin = <Py_ssize_t *>malloc(max(R, 1) * sizeof(Py_ssize_t))
@@ -296,30 +313,22 @@ cdef Py_ssize_t _align_prepare(const floating[:, ::1] rois, const AlignSpec *rul
         if a.tables == NULL:
             status = NO_MEMORY
             a.tables_failed = True
-    if status == OK:
+    if status == OK and not backward:  # the boxes choose the forward's layout
         for r in prange(R, schedule='dynamic', num_threads=max(1, min(n_threads, R))):
-            _align_fill(geo, R, r, rule, a, backward, 0, True)
-        status = _align_filled(a, R)
+            failed += not _align_box(geo, R, r, rule, a)
+        if failed:
+            status = NO_MEMORY
     return status
-
-
-cdef Py_ssize_t _align_filled(const AlignRois *a, Py_ssize_t R) noexcept nogil:
-    """OK, or NO_MEMORY when _align_fill could not get its axis tables."""
-    cdef Py_ssize_t r
-    for r in range(R):
-        if a.box[5 * r + 4] < 0:
-            return NO_MEMORY
-    return OK
 
 
 cdef Py_ssize_t _align_tables(floating kind, AlignRois *a, Py_ssize_t R, const AlignSpec *rule,
                               bint backward, Py_ssize_t ring, int n_threads) noexcept nogil:
     """Every ROI's sample table (in parallel; map rows modulo ring when
     ring > 0); OK or NO_MEMORY. `kind` is the compute type."""
-    cdef Py_ssize_t r
+    cdef Py_ssize_t r, failed = 0
     for r in prange(R, schedule='dynamic', num_threads=max(1, min(n_threads, R))):
-        _align_fill(<const floating *>a.geo, R, r, rule, a, backward, ring, False)
-    return _align_filled(a, R)
+        failed += not _align_fill(<const floating *>a.geo, R, r, rule, a, backward, ring)
+    return NO_MEMORY if failed else OK
 
 
 cdef inline bint _pow2(double x) noexcept nogil:
