@@ -99,11 +99,11 @@ def roi_pooling(data, rois, pooled_size, spatial_scale, out=None, *, argmax=None
     >>> int(roipool.roi_pooling(row, box, 1, 0.7, compat="torchvision")[0, 0, 0, 0])
     4
     """
-    if out is None and argmax is None:
-        result = _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat,
-                             return_argmax)
-        if result is not None:
-            return result
+    if out is None and argmax is None and _roi_pool.plain_arrays(data, rois, _MAX_HW,
+                                                                 _COMPACT_MIN_N):
+        rule = v.check_rule(compat, pooled_size, spatial_scale, data.dtype, _RMODE_NONE)
+        call = _plain_call(data, rois, rule, num_threads, return_argmax, _roi_pool.forward)
+        return (call.out, call.argmax) if return_argmax else call.out
     call = _call.forward_call(
         data, rois, lambda storage, rmode: v.check_rule(compat, pooled_size, spatial_scale,
                                                         storage, rmode),
@@ -119,23 +119,18 @@ _RMODE_NONE = v.RMODE_NONE
 _RMODE_BF16 = int(_roi_pool.Rounding.RMODE_BF16)
 
 
-def _plain_call(data, rois, pooled_size, spatial_scale, num_threads, compat, return_argmax):
-    """roi_pooling without out= or argmax= on arrays the kernel takes as they
-    are, in as few steps as the checks allow: a seed-size call is mostly this
-    Python. _roi_pool.plain_arrays is the one rule of when it applies (every
-    front end reaches it through roi_pooling): for such arrays every check of
-    data and rois passes, and the other arguments are checked here in
-    roi_pooling's order, so errors are the same. None means "not such a
-    call", and roi_pooling's general path runs."""
-    if not _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
-        return None
-    rule = v.check_rule(compat, pooled_size, spatial_scale, data.dtype, _RMODE_NONE)
-    n_threads = v.check_num_threads(num_threads)
-    call = _roi_pool.plain_call(data, rois, rule, n_threads, return_argmax)
-    status = _roi_pool.forward(call)
+def _plain_call(data, rois, rule, num_threads, want_argmax, kernel):
+    """An operator's call without out= or argmax= on arrays the kernel takes
+    as they are (_roi_pool.plain_arrays, the one rule of when this applies;
+    every front end reaches it through the public functions), with its rule
+    checked: for such arrays every check of data and rois passes, so checking
+    num_threads here keeps the general path's order and errors. A seed-size
+    call is mostly this Python. Returns the Call the kernel filled."""
+    call = _roi_pool.plain_call(data, rois, rule, v.check_num_threads(num_threads), want_argmax)
+    status = kernel(call)
     if status != _OK:
         raise_bad_status(status, rois, data.shape[0], data.dtype)
-    return (call.out, call.argmax) if return_argmax else call.out
+    return call
 
 
 def roi_pooling_backward(grad_out, rois, argmax, data_shape, out=None, *, num_threads=None):
@@ -297,13 +292,8 @@ def roi_align(data, rois, pooled_size, spatial_scale, sampling_ratio=-1, aligned
         return v.check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio,
                                   aligned, storage, rmode)
     if out is None and _roi_pool.plain_arrays(data, rois, _MAX_HW, _COMPACT_MIN_N):
-        # as _plain_call: arrays every check of data and rois passes as they are
-        call = _roi_pool.plain_call(data, rois, rule_of(data.dtype, _RMODE_NONE),
-                                    v.check_num_threads(num_threads), False)
-        status = _roi_pool.align_forward(call)
-        if status != _OK:
-            raise_bad_status(status, rois, data.shape[0], data.dtype)
-        return call.out
+        return _plain_call(data, rois, rule_of(data.dtype, _RMODE_NONE), num_threads, False,
+                           _roi_pool.align_forward).out
     call = _call.forward_call(data, rois, rule_of, num_threads, out=out,
                               rows_rmode=_align_rows_rmode, native=True)
     return _call.forward_results(call, _roi_pool.align_forward(call))[0]

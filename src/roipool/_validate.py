@@ -146,21 +146,27 @@ def check_rule(compat, pooled_size, spatial_scale, storage, rmode):
     spatial_scale checked in this order (docs/semantics.md, "Bad input"),
     built once per distinct arguments: a service passes the same few."""
     key = None
-    if type(spatial_scale) is float and type(compat) is str:
-        # only exact ints: True and 2.0 hash like 1 and 2 but are refused
-        if type(pooled_size) is int:
-            key = (pooled_size, spatial_scale, compat, storage)
-        elif type(pooled_size) is tuple and len(pooled_size) == 2 \
-                and type(pooled_size[0]) is int and type(pooled_size[1]) is int:
-            key = (pooled_size, spatial_scale, compat, storage)
-        if key is not None:
-            hit = _rules.get(key)
-            if hit is not None:
-                return hit
+    if type(spatial_scale) is float and type(compat) is str and _exact_pooled(pooled_size):
+        key = (pooled_size, spatial_scale, compat, storage)
+        hit = _rules.get(key)
+        if hit is not None:
+            return hit
     torchvision = check_compat(compat, storage)
     ph, pw = check_pooled_size(pooled_size)
     scale_t, scale_d = check_scale(spatial_scale, compat, storage, rmode)
-    rule = _roi_pool.Rule(scale_t, scale_d, torchvision, rmode, ph, pw)
+    return _remember(key, _roi_pool.Rule(scale_t, scale_d, torchvision, rmode, ph, pw))
+
+
+def _exact_pooled(pooled_size):
+    """An int or a pair of ints, exactly (a rule cache key): True and 2.0 hash
+    like 1 and 2 but are refused."""
+    t = type(pooled_size)
+    return t is int or (t is tuple and len(pooled_size) == 2 and type(pooled_size[0]) is int
+                        and type(pooled_size[1]) is int)
+
+
+def _remember(key, rule):
+    """rule, kept for key (None: arguments whose equality is not the rule's)."""
     if key is not None and len(_rules) < 256:
         _rules[key] = rule
     return rule
@@ -345,19 +351,14 @@ def check_align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, a
     key = None
     if (type(spatial_scale) is float and type(compat) is str and type(mode) is str
             and type(sampling_ratio) is int and type(aligned) is bool
-            and (type(pooled_size) is int or (type(pooled_size) is tuple and len(pooled_size) == 2
-                                              and type(pooled_size[0]) is int
-                                              and type(pooled_size[1]) is int))):
+            and _exact_pooled(pooled_size)):
         key = ("align", compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned,
                storage, rmode)
         hit = _rules.get(key)
         if hit is not None:
             return hit
-    rule = _align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage,
-                       rmode)
-    if key is not None and len(_rules) < 256:
-        _rules[key] = rule
-    return rule
+    return _remember(key, _align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio,
+                                      aligned, storage, rmode))
 
 
 def _align_rule(compat, mode, pooled_size, spatial_scale, sampling_ratio, aligned, storage, rmode):

@@ -192,7 +192,7 @@ def _plain_eager(input: Tensor, boxes, compat, compats=("torchvision", "mxnet"))
     modes, the profiler). The operator's dispatch and composite layer cost
     more than a small call's kernel, and there they would only pick that
     kernel. It says nothing about the arrays: roi_pooling's one rule
-    (_roi_pool.plain_arrays, in roipool._ops._plain_call) decides whether
+    (_roi_pool.plain_arrays, before roipool._ops._plain_call) decides whether
     they take its short path."""
     return (not torch.compiler.is_compiling()
             and type(input) is Tensor and type(boxes) is Tensor
